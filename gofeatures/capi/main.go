@@ -1,0 +1,184 @@
+// Command capi is the C ABI of pyfeat, built with -buildmode=c-shared into
+// libgofeatures.so. It is deliberately thin: it converts C buffers to Go
+// slices, calls the pure-Go packages, and turns errors and panics into a
+// pf_status. All feature logic lives in package gofeatures.
+package main
+
+/*
+#include "pyfeat.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"unsafe"
+
+	"github.com/pyfeat/pyfeat/gofeatures"
+)
+
+// abiVersion must change with any signature in pyfeat.h; the binding
+// refuses a library of another version (a stale build).
+const abiVersion = 1
+
+const notAnItem = -2
+
+func main() {}
+
+// setStatus fills st from err and returns the status code. A nil st is
+// tolerated so that a misuse of the ABI cannot crash the process.
+func setStatus(st *C.pf_status, err error) C.int32_t {
+	if err == nil {
+		if st != nil {
+			st.code = C.PF_OK
+		}
+		return C.PF_OK
+	}
+	code := C.int32_t(C.PF_ARGUMENT_ERROR)
+	pos := int64(notAnItem)
+	key := ""
+	var ie *gofeatures.InputError
+	var se statusError
+	switch {
+	case errors.As(err, &ie):
+		code, pos, key = C.PF_INPUT_ERROR, int64(ie.Position), ie.Key
+		if ie.WrongType {
+			code = C.PF_TYPE_ERROR
+		}
+	case errors.As(err, &se):
+		code = se.code
+	}
+	if st != nil {
+		st.code = code
+		st.position = C.int64_t(pos)
+		putString(st.key[:], key)
+		putString(st.message[:], err.Error())
+	}
+	return code
+}
+
+// statusError carries an explicit status code (model errors, internal
+// errors) through the error path.
+type statusError struct {
+	code C.int32_t
+	msg  string
+}
+
+func (e statusError) Error() string { return e.msg }
+
+// putString copies s into a fixed C char array, truncating on a UTF-8
+// boundary and always NUL-terminating.
+func putString(dst []C.char, s string) {
+	n := min(len(s), len(dst)-1)
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	for i := 0; i < n; i++ {
+		dst[i] = C.char(s[i])
+	}
+	dst[n] = 0
+}
+
+// guard converts a panic into PF_INTERNAL_ERROR. Every export defers it: a
+// panic crossing into C would kill the Python process.
+func guard(st *C.pf_status, code *C.int32_t) {
+	if p := recover(); p != nil {
+		*code = setStatus(st, statusError{C.PF_INTERNAL_ERROR,
+			fmt.Sprintf("internal error in pyfeat (please report it): %v\n%s", p, debug.Stack())})
+	}
+}
+
+// goBytes views C memory as a Go slice without copying. The slice must not
+// outlive the call (the caller owns the memory).
+func goBytes(p *C.uint8_t, n C.int64_t) []byte {
+	if p == nil || n <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+}
+
+//export pf_abi_version
+func pf_abi_version() C.int32_t { return abiVersion }
+
+//export pf_num_features
+func pf_num_features() C.int32_t { return gofeatures.NumFeatures }
+
+//export pf_catalogue
+func pf_catalogue(buf *C.char, capacity C.int64_t, needed *C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	s := ""
+	for _, f := range gofeatures.Catalogue {
+		s += f.Name + "\t" + f.Group + "\t" + f.Def + "\n"
+	}
+	return writeText(s, buf, capacity, needed, st)
+}
+
+//export pf_spec_hash
+func pf_spec_hash(buf *C.char, capacity C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	return writeText(gofeatures.SpecHash(), buf, capacity, nil, st)
+}
+
+func writeText(s string, buf *C.char, capacity C.int64_t, needed *C.int64_t, st *C.pf_status) C.int32_t {
+	if needed != nil {
+		*needed = C.int64_t(len(s) + 1)
+	}
+	if buf == nil || int(capacity) < len(s)+1 {
+		return setStatus(st, fmt.Errorf("buffer of %d bytes is too small, need %d", capacity, len(s)+1))
+	}
+	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(capacity))
+	copy(dst, s)
+	dst[len(s)] = 0
+	return setStatus(st, nil)
+}
+
+// items views the caller's concatenated records and offsets.
+func items(blob *C.uint8_t, offsets *C.int64_t, n C.int64_t) (gofeatures.Items, error) {
+	if n < 0 || (n > 0 && offsets == nil) {
+		return gofeatures.Items{}, fmt.Errorf("invalid item count %d or NULL offsets", n)
+	}
+	if offsets == nil {
+		return gofeatures.Items{Offsets: []int64{0}}, nil
+	}
+	offs := unsafe.Slice((*int64)(unsafe.Pointer(offsets)), int(n)+1)
+	return gofeatures.Items{Blob: goBytes(blob, C.int64_t(offs[n])), Offsets: offs}, nil
+}
+
+func candidates(n C.int64_t, source *C.int64_t, score *C.double, rank *C.int64_t) *gofeatures.Candidates {
+	if source == nil && score == nil && rank == nil {
+		return nil
+	}
+	c := &gofeatures.Candidates{}
+	if source != nil {
+		c.Source = unsafe.Slice((*int64)(unsafe.Pointer(source)), int(n))
+	}
+	if score != nil {
+		c.Score = unsafe.Slice((*float64)(unsafe.Pointer(score)), int(n))
+	}
+	if rank != nil {
+		c.Rank = unsafe.Slice((*int64)(unsafe.Pointer(rank)), int(n))
+	}
+	return c
+}
+
+//export pf_compute
+func pf_compute(user *C.uint8_t, userLen C.int64_t,
+	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
+	source *C.int64_t, score *C.double, rank *C.int64_t,
+	threads C.int32_t, out *C.float, outLen C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	its, err := items(blob, offsets, n)
+	if err != nil {
+		return setStatus(st, err)
+	}
+	if outLen != n*gofeatures.NumFeatures || (outLen > 0 && out == nil) {
+		return setStatus(st, fmt.Errorf("output buffer has %d floats, want %d x %d", outLen, n, gofeatures.NumFeatures))
+	}
+	var dst []float32
+	if outLen > 0 {
+		dst = unsafe.Slice((*float32)(unsafe.Pointer(out)), int(outLen))
+	}
+	err = gofeatures.Compute(goBytes(user, userLen), its, candidates(n, source, score, rank), int(threads), dst)
+	return setStatus(st, err)
+}

@@ -1,0 +1,55 @@
+/* pyfeat.h - the C ABI of libgofeatures.so.
+ *
+ * This header is the single declaration of the ABI: cgo compiles the exports
+ * against it (a signature that drifts fails the build) and the Python binding
+ * reads it for cffi (lines starting with '#' are skipped there).
+ *
+ * Conventions:
+ * - Every function returns a status code, PF_OK (0) on success, and on
+ *   failure fills the caller's pf_status. Go panics are recovered and
+ *   reported as PF_INTERNAL_ERROR; the process survives.
+ * - The caller owns every buffer. Go reads inputs and writes outputs only
+ *   during the call and keeps no pointer to them afterwards.
+ * - Models cross as opaque int64 handles; pf_model_close releases one.
+ */
+#include <stdint.h>
+
+#define PF_OK 0
+#define PF_INPUT_ERROR 1
+#define PF_TYPE_ERROR 2
+#define PF_ARGUMENT_ERROR 3
+#define PF_MODEL_ERROR 4
+#define PF_INTERNAL_ERROR 5
+
+typedef struct pf_status {
+    int32_t code;
+    int64_t position;   /* item position; -1: user context; -2: not about an item */
+    char key[256];      /* offending key, NUL-terminated, may be empty */
+    char message[2048]; /* NUL-terminated, UTF-8 */
+} pf_status;
+
+/* pf_abi_version: bumped whenever a signature below changes. */
+int32_t pf_abi_version(void);
+
+/* pf_num_features: columns of the feature matrix. */
+int32_t pf_num_features(void);
+
+/* pf_catalogue: writes "name\tgroup\tdefinition\n" per feature into buf
+ * (cap bytes, caller-allocated); *needed receives the size required. */
+int32_t pf_catalogue(char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_spec_hash: writes the 16-hex-digit spec hash and a NUL into buf. */
+int32_t pf_spec_hash(char* buf, int64_t cap, pf_status* st);
+
+/* pf_compute: the feature matrix of one request.
+ * user/user_len: the user context, MessagePack.
+ * items: the item records back to back; record i is
+ *   items[offsets[i]:offsets[i+1]], offsets has n_items + 1 entries.
+ * source, source_score, source_rank: candidate arrays of n_items entries
+ *   each, or NULL when absent.
+ * threads: goroutines to use, <= 0 for all cores.
+ * out: n_items x pf_num_features() float32, row-major, out_len floats. */
+int32_t pf_compute(uint8_t* user, int64_t user_len,
+                   uint8_t* items, int64_t* offsets, int64_t n_items,
+                   int64_t* source, double* source_score, int64_t* source_rank,
+                   int32_t threads, float* out, int64_t out_len, pf_status* st);

@@ -1,0 +1,69 @@
+package gofeatures
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func sampleRequest(t testing.TB, n int) ([]byte, Items) {
+	user := pack(t, kv{
+		{"user_id", int64(1)}, {"now", int64(1_767_225_600)}, {"tz_offset_min", 180}, {"lat", 55.75}, {"lon", 37.61},
+		{"region", 5}, {"interests", map[int64]float64{3: 0.7, 4: 0.2}},
+		{"views", []any{[]any{42, 1_767_220_000, 3, 31, 1000.0, 7}, []any{43, 1_767_100_000, 4, 41, 10, 8}}},
+		{"queries", []any{"диван угловой", "iphone"}},
+	})
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = pack(t, with(with(with(baseItem(), "id", int64(i)), "price", float64(i)*3.5),
+			"title", fmt.Sprintf("Диван %d iPhone", i%17)))
+	}
+	return user, Concat(recs)
+}
+
+// Many goroutines computing at once must get the serial result (run with
+// -race: the request's lookups are shared read-only by the workers).
+func TestConcurrentCompute(t *testing.T) {
+	user, items := sampleRequest(t, 700)
+	want := make([]float32, items.Len()*NumFeatures)
+	if err := Compute(user, items, nil, 1, want); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			got := make([]float32, len(want))
+			for k := 0; k < 5; k++ {
+				if err := Compute(user, items, nil, 1+g%4, got); err != nil {
+					errs <- err
+					return
+				}
+				for i := range got {
+					if !sameFloat32(got[i], want[i]) {
+						errs <- fmt.Errorf("goroutine %d: value %d differs: %v vs %v", g, i, got[i], want[i])
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkCompute3000(b *testing.B) {
+	user, items := sampleRequest(b, 3000)
+	out := make([]float32, items.Len()*NumFeatures)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := Compute(user, items, nil, 0, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

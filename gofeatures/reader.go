@@ -1,0 +1,185 @@
+package gofeatures
+
+import (
+	"math"
+	"unicode/utf8"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// The readers below wrap msgp's zero-copy byte readers with the type rules of
+// DESIGN.md: ints are accepted wherever a float is, floats never where an int
+// is, strings must be UTF-8. Each returns the remaining bytes.
+
+func readInt(b []byte, key string) (int64, []byte, *InputError) {
+	switch msgp.NextType(b) {
+	case msgp.IntType, msgp.UintType:
+		v, o, err := msgp.ReadInt64Bytes(b)
+		if err != nil {
+			var ie msgp.IntOverflow
+			var ue msgp.UintOverflow
+			if asIntOverflow(err, &ie, &ue) {
+				return 0, nil, valueError(key, "integer out of int64 range")
+			}
+			return 0, nil, fieldError(key, b, err)
+		}
+		return v, o, nil
+	}
+	if len(b) == 0 {
+		return 0, nil, valueError(key, "truncated MessagePack")
+	}
+	return 0, nil, typeError(key, "int", b)
+}
+
+func asIntOverflow(err error, ie *msgp.IntOverflow, ue *msgp.UintOverflow) bool {
+	switch e := err.(type) {
+	case msgp.IntOverflow:
+		*ie = e
+		return true
+	case msgp.UintOverflow:
+		*ue = e
+		return true
+	}
+	return false
+}
+
+// readNumber reads an int or a float as float64. The value may be NaN or
+// infinite; callers that need a finite value check it.
+func readNumber(b []byte, key string) (float64, []byte, *InputError) {
+	switch msgp.NextType(b) {
+	case msgp.IntType, msgp.UintType:
+		if len(b) > 0 && b[0] == 0xcf { // uint64 above int64 range is still a valid number
+			u, o, err := msgp.ReadUint64Bytes(b)
+			if err != nil {
+				return 0, nil, fieldError(key, b, err)
+			}
+			return float64(u), o, nil
+		}
+		v, o, err := msgp.ReadInt64Bytes(b)
+		if err != nil {
+			return 0, nil, fieldError(key, b, err)
+		}
+		return float64(v), o, nil
+	case msgp.Float32Type, msgp.Float64Type:
+		v, o, err := msgp.ReadFloat64Bytes(b)
+		if err != nil {
+			return 0, nil, fieldError(key, b, err)
+		}
+		return v, o, nil
+	}
+	if len(b) == 0 {
+		return 0, nil, valueError(key, "truncated MessagePack")
+	}
+	return 0, nil, typeError(key, "a number", b)
+}
+
+// readFinite reads a number and requires it to be finite and within [lo, hi].
+func readFinite(b []byte, key string, lo, hi float64) (float64, []byte, *InputError) {
+	v, o, err := readNumber(b, key)
+	if err != nil {
+		return 0, nil, err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, nil, valueError(key, "must be a finite number, got %v", v)
+	}
+	if v < lo || v > hi {
+		if hi == math.MaxFloat64 {
+			return 0, nil, valueError(key, "must be >= %v, got %v", lo, v)
+		}
+		return 0, nil, valueError(key, "must be in [%v, %v], got %v", lo, hi, v)
+	}
+	return v, o, nil
+}
+
+// readCount reads a non-negative int.
+func readCount(b []byte, key string) (int64, []byte, *InputError) {
+	v, o, err := readInt(b, key)
+	if err != nil {
+		return 0, nil, err
+	}
+	if v < 0 {
+		return 0, nil, valueError(key, "must be >= 0, got %d", v)
+	}
+	return v, o, nil
+}
+
+func readBool(b []byte, key string) (bool, []byte, *InputError) {
+	if msgp.NextType(b) != msgp.BoolType {
+		if len(b) == 0 {
+			return false, nil, valueError(key, "truncated MessagePack")
+		}
+		return false, nil, typeError(key, "bool", b)
+	}
+	v, o, err := msgp.ReadBoolBytes(b)
+	if err != nil {
+		return false, nil, fieldError(key, b, err)
+	}
+	return v, o, nil
+}
+
+// readStr returns a slice into b (zero copy): it is valid only while the
+// caller's input buffer is, i.e. for the duration of one call.
+func readStr(b []byte, key string) ([]byte, []byte, *InputError) {
+	if msgp.NextType(b) != msgp.StrType {
+		if len(b) == 0 {
+			return nil, nil, valueError(key, "truncated MessagePack")
+		}
+		return nil, nil, typeError(key, "str", b)
+	}
+	s, o, err := msgp.ReadStringZC(b)
+	if err != nil {
+		return nil, nil, fieldError(key, b, err)
+	}
+	if !utf8.Valid(s) {
+		return nil, nil, valueError(key, "string is not valid UTF-8")
+	}
+	return s, o, nil
+}
+
+func readMapHeader(b []byte, key string) (uint32, []byte, *InputError) {
+	if msgp.NextType(b) != msgp.MapType {
+		if len(b) == 0 {
+			return 0, nil, valueError(key, "truncated MessagePack")
+		}
+		return 0, nil, typeError(key, "map", b)
+	}
+	n, o, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return 0, nil, fieldError(key, b, err)
+	}
+	return n, o, nil
+}
+
+func readArrayHeader(b []byte, key string) (uint32, []byte, *InputError) {
+	if msgp.NextType(b) != msgp.ArrayType {
+		if len(b) == 0 {
+			return 0, nil, valueError(key, "truncated MessagePack")
+		}
+		return 0, nil, typeError(key, "array", b)
+	}
+	n, o, err := msgp.ReadArrayHeaderBytes(b)
+	if err != nil {
+		return 0, nil, fieldError(key, b, err)
+	}
+	return n, o, nil
+}
+
+// capHint bounds a preallocation by what the remaining bytes could possibly
+// hold, so a header that claims 4 billion entries cannot make us allocate.
+func capHint(n uint32, remaining []byte, minElemBytes int) int {
+	limit := len(remaining) / minElemBytes
+	if int(n) < limit {
+		return int(n)
+	}
+	return limit
+}
+
+func skip(b []byte, key string) ([]byte, *InputError) {
+	o, err := msgp.Skip(b)
+	if err != nil {
+		return nil, fieldError(key, b, err)
+	}
+	return o, nil
+}
+
+func isNil(b []byte) bool { return len(b) > 0 && b[0] == 0xc0 }

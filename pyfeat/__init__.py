@@ -1,0 +1,29 @@
+"""pyfeat: feature preparation and CatBoost scoring for Python ranking
+services, in one Go shared library.
+
+Hand over the user context and the raw item records exactly as the stores
+returned them (MessagePack bytes, or dicts); get back the feature matrix.
+Decoding and features run in Go, on all cores, with the GIL released.
+"""
+
+from __future__ import annotations
+
+from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
+from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FeatureEngine",
+    "FeatureInfo",
+    "feature_catalogue",
+    "feature_names",
+    "spec_hash",
+    "PyfeatError",
+    "InputError",
+    "InputTypeError",
+    "ModelError",
+    "ForkError",
+    "InternalError",
+    "__version__",
+]

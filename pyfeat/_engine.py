@@ -1,0 +1,181 @@
+"""FeatureEngine: the feature matrix of a request, computed in Go."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from ._inputs import CandidateArrays, ItemBuffers, Record, candidate_arrays, item_buffers, user_bytes
+
+__all__ = ["FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo"]
+
+
+class FeatureInfo(tuple):
+    """One catalogue entry: (name, group, definition)."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, group: str, definition: str) -> "FeatureInfo":
+        return super().__new__(cls, (name, group, definition))
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def group(self) -> str:
+        return self[1]
+
+    @property
+    def definition(self) -> str:
+        return self[2]
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue() -> tuple[FeatureInfo, ...]:
+    text = _native.read_text(_native.lib().pf_catalogue)
+    return tuple(FeatureInfo(*line.split("\t", 2)) for line in text.splitlines())
+
+
+def feature_catalogue() -> list[FeatureInfo]:
+    """Every feature's name, group and one-line definition, in column order."""
+    return list(_catalogue())
+
+
+def feature_names() -> list[str]:
+    """The feature matrix's column names, in order."""
+    return [f.name for f in _catalogue()]
+
+
+@functools.lru_cache(maxsize=1)
+def spec_hash() -> str:
+    """16 hex digits identifying the feature list (names and order).
+
+    A model records the hash it was trained with; a model with another hash
+    was trained on other features.
+    """
+    buf = _native.ffi.new("char[64]")
+    st = _native.new_status()
+    _native.check(_native.lib().pf_spec_hash(buf, len(buf), st), st)
+    return _native.ffi.string(buf).decode("ascii")
+
+
+def _threads_arg(threads: int | None) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
+    return int(threads)
+
+
+def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:
+    return ffi.NULL if arr is None else ffi.from_buffer(ctype, arr)
+
+
+class PreparedRequest:
+    """A request's inputs converted to the buffers the C ABI takes."""
+
+    __slots__ = ("user", "items", "candidates")
+
+    def __init__(self, user: Any, items: Any, candidates: Any) -> None:
+        self.user: bytes = user_bytes(user)
+        self.items: ItemBuffers = item_buffers(items)
+        self.candidates: CandidateArrays = candidate_arrays(candidates, self.items.n)
+
+    def c_args(self, ffi: Any) -> tuple[Any, ...]:
+        """Arguments from `user` to `source_rank`, in pf_* order. The cdata
+        objects keep no reference to the arrays: keep self alive meanwhile."""
+        c = self.candidates
+        return (
+            ffi.from_buffer("uint8_t[]", self.user),
+            len(self.user),
+            ffi.from_buffer("uint8_t[]", self.items.blob),
+            ffi.from_buffer("int64_t[]", self.items.offsets),
+            self.items.n,
+            _ptr(ffi, "int64_t[]", c.source),
+            _ptr(ffi, "double[]", c.source_score),
+            _ptr(ffi, "int64_t[]", c.source_rank),
+        )
+
+
+class FeatureEngine:
+    """Computes the feature matrix of a request in Go.
+
+    Args:
+        threads: goroutines per call; ``None`` uses every core. The call
+            releases the GIL, so many Python threads may call at once.
+
+    The engine holds no per-request state; one instance can serve every
+    thread of a process.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = _threads_arg(threads)
+        self.n_features = len(_catalogue())
+
+    @property
+    def threads(self) -> int | None:
+        return self._threads or None
+
+    def compute(
+        self,
+        user: Record,
+        items: Sequence[Record],
+        candidates: Mapping[str, Any] | None = None,
+        *,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Features of every (user, item) pair of one request.
+
+        Args:
+            user: the user context, MessagePack bytes or a dict.
+            items: the item records, each MessagePack bytes (as the item
+                store returned them) or a dict.
+            candidates: optional dict of 1-D arrays ``source`` (int),
+                ``source_score`` (float), ``source_rank`` (int), each with
+                one entry per item; absent arrays make their features NaN.
+            out: optional C-contiguous float32 array of shape
+                ``(len(items), n_features)`` to write into.
+
+        Returns:
+            float32 array of shape ``(len(items), n_features)``, columns in
+            ``feature_names()`` order; NaN marks a missing value.
+
+        Raises:
+            InputError: a malformed record, a missing required key, a value
+                out of range; ``position`` and ``key`` say where.
+            InputTypeError: a value or argument of the wrong type.
+            ForkError: called in a process forked after pyfeat loaded.
+        """
+        req = PreparedRequest(user, items, candidates)
+        return compute_prepared(req, self._threads, out, self.n_features)
+
+
+def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int) -> np.ndarray:
+    lib = _native.lib()
+    ffi = _native.ffi
+    n = req.items.n
+    if out is None:
+        out = np.empty((n, n_features), dtype=np.float32)
+    else:
+        _check_out(out, (n, n_features), np.float32)
+    st = _native.new_status()
+    code = lib.pf_compute(*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, st)
+    _native.check(code, st)
+    return out
+
+
+def _check_out(out: Any, shape: tuple[int, ...], dtype: Any) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(
+            f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape {shape}, "
+            f"got {out.dtype} {out.shape}"
+        )

@@ -1,0 +1,146 @@
+"""Conversion of the caller's Python inputs into the buffers the C ABI takes.
+
+Shapes, dtypes and lengths are validated here, before the call, so that Go
+only ever sees well-formed buffers; the records' contents are validated by Go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import msgpack
+import numpy as np
+
+from .errors import InputError, InputTypeError
+
+Record = Union[bytes, bytearray, memoryview, Mapping[str, Any]]
+
+CANDIDATE_KEYS = ("source", "source_score", "source_rank")
+
+
+def _msgpack_default(obj: Any) -> Any:
+    # Dicts built with numpy values (common in notebooks) pack as plain
+    # MessagePack numbers, exactly like their Python equivalents.
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot encode {type(obj).__name__} as MessagePack")
+
+
+def pack(record: Mapping[str, Any]) -> bytes:
+    """Encode a record given as a dict exactly as the item store would."""
+    return msgpack.packb(record, use_bin_type=True, default=_msgpack_default)
+
+
+def _record_bytes(record: Any, position: int | None, what: str) -> bytes:
+    if isinstance(record, bytes):
+        return record
+    if isinstance(record, (bytearray, memoryview)):
+        return bytes(record)
+    where = "user context" if position is None else f"item {position}"
+    if isinstance(record, Mapping):
+        try:
+            return pack(record)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise InputTypeError(f"{where}: cannot encode the dict as MessagePack: {e}", position) from e
+    raise InputTypeError(
+        f"{where}: expected {what} as MessagePack bytes or a dict, got {type(record).__name__}", position
+    )
+
+
+def user_bytes(user: Any) -> bytes:
+    return _record_bytes(user, None, "the user context")
+
+
+@dataclass
+class ItemBuffers:
+    blob: bytes
+    offsets: np.ndarray  # int64, n + 1 entries
+
+    @property
+    def n(self) -> int:
+        return len(self.offsets) - 1
+
+
+def item_buffers(items: Any) -> ItemBuffers:
+    """Concatenate the item records and compute their offsets."""
+    if isinstance(items, (bytes, bytearray, memoryview, str, Mapping)):
+        raise InputTypeError(f"items must be a list of MessagePack bytes or dicts, got {type(items).__name__}")
+    if not isinstance(items, Sequence):
+        try:
+            items = list(items)
+        except TypeError:
+            raise InputTypeError(
+                f"items must be a list of MessagePack bytes or dicts, got {type(items).__name__}"
+            ) from None
+    n = len(items)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    if n == 0:
+        return ItemBuffers(b"", offsets)
+    # Fast path: all records are bytes-like, as they come from the store.
+    # join() rejects anything without the buffer protocol; the length check
+    # catches buffers whose len() is not their byte size.
+    try:
+        blob = b"".join(items)
+        np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=n), out=offsets[1:])
+        if offsets[-1] == len(blob):
+            return ItemBuffers(blob, offsets)
+    except TypeError:
+        pass
+    records = [_record_bytes(r, i, "an item record") for i, r in enumerate(items)]
+    blob = b"".join(records)
+    np.cumsum(np.fromiter(map(len, records), dtype=np.int64, count=n), out=offsets[1:])
+    return ItemBuffers(blob, offsets)
+
+
+@dataclass
+class CandidateArrays:
+    source: np.ndarray | None
+    source_score: np.ndarray | None
+    source_rank: np.ndarray | None
+
+
+def candidate_arrays(candidates: Any, n: int) -> CandidateArrays:
+    """Validate the candidate metadata and convert it to contiguous arrays."""
+    if candidates is None:
+        return CandidateArrays(None, None, None)
+    if not isinstance(candidates, Mapping):
+        raise InputTypeError(
+            f"candidates must be a dict of 1-D arrays {CANDIDATE_KEYS}, got {type(candidates).__name__}",
+            key="candidates",
+        )
+    unknown = sorted(set(candidates) - set(CANDIDATE_KEYS))
+    if unknown:
+        raise InputError(
+            f"candidates has unknown keys {unknown}; expected some of {list(CANDIDATE_KEYS)}",
+            key=f"candidates.{unknown[0]}",
+        )
+    out = {}
+    for name in CANDIDATE_KEYS:
+        value = candidates.get(name)
+        if value is None:
+            out[name] = None
+            continue
+        key = f"candidates.{name}"
+        arr = np.asarray(value)
+        if arr.ndim != 1:
+            raise InputError(f"{key} must be 1-D, got shape {arr.shape}", key=key)
+        if arr.shape[0] != n:
+            raise InputError(f"{key} has {arr.shape[0]} entries for {n} items", key=key)
+        if name == "source_score":
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise InputTypeError(f"{key} must hold numbers, got dtype {arr.dtype}", key=key)
+            arr = np.ascontiguousarray(arr, dtype=np.float64)
+        else:
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise InputTypeError(f"{key} must hold integers, got dtype {arr.dtype}", key=key)
+            arr = np.ascontiguousarray(arr, dtype=np.int64)
+        out[name] = arr
+    return CandidateArrays(out["source"], out["source_score"], out["source_rank"])

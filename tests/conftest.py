@@ -1,0 +1,76 @@
+"""Shared fixtures: small hand-made records that satisfy DESIGN.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+NOW = 1_767_225_600
+
+
+def base_item(i: int = 0, **overrides):
+    item = {
+        "id": 1000 + i,
+        "title": f"Диван угловой IKEA {i}",
+        "category": 3,
+        "subcategory": 31,
+        "price": 1500.0 + i,
+        "created_at": NOW - 3600 * (i + 1),
+        "seller_id": 7 + i % 3,
+        "region": 5,
+    }
+    item.update(overrides)
+    return item
+
+
+def base_user(**overrides):
+    user = {
+        "user_id": 1,
+        "now": NOW,
+        "platform": "android",
+        "tz_offset_min": 180,
+        "region": 5,
+        "city": 77,
+        "lat": 55.75,
+        "lon": 37.61,
+        "interests": {3: 0.7, 4: 0.2},
+        "sub_interests": {31: 0.5},
+        "views": [[1000, NOW - 100, 3, 31, 1400.0, 7], [55, NOW - 90000, 4, 41, 20, 9]],
+        "contacts": [[55, NOW - 80000, 9]],
+        "favorites": [1001],
+        "impressions": {1000: 2},
+        "queries": ["диван угловой", "iphone 13"],
+    }
+    user.update(overrides)
+    return user
+
+
+def assert_same_matrix(got: np.ndarray, want: np.ndarray, names, rtol: float = 1e-6) -> None:
+    """Identical NaN positions, every other value within rtol (relative)."""
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype == np.float32
+    nan_g, nan_w = np.isnan(got), np.isnan(want)
+    if not np.array_equal(nan_g, nan_w):
+        r, c = np.argwhere(nan_g != nan_w)[0]
+        raise AssertionError(f"NaN mismatch at row {r}, feature {names[c]}: got {got[r, c]}, want {want[r, c]}")
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    ok = nan_g | (g == w) | (np.abs(g - w) <= rtol * np.maximum(np.abs(g), np.abs(w)))
+    if not ok.all():
+        r, c = np.argwhere(~ok)[0]
+        raise AssertionError(
+            f"{(~ok).sum()} values differ; first at row {r}, feature {names[c]}: got {got[r, c]!r}, want {want[r, c]!r}"
+        )
+
+
+@pytest.fixture(scope="session")
+def engine():
+    import pyfeat
+
+    return pyfeat.FeatureEngine()
+
+
+def isnan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
