@@ -57,7 +57,10 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./gofeatures
 
 bench: lib
-	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds
+	@mkdir -p bench/results
+	$(PY) -m pytest -q bench/test_micro.py -p no:randomly --benchmark-only \
+		--benchmark-columns=min,median,rounds --benchmark-json=bench/results/micro.json
+	$(PY) bench/report.py bench/results/micro.json bench/results/micro.md
 
 fmt:
 	gofmt -w gofeatures catboost_bridge

@@ -90,8 +90,8 @@ func prepare(u *User) *Request {
 		h := 0.0
 		if r.interestSum > 0 {
 			for _, w := range u.Interests {
-				if w.Weight > 0 {
-					p := w.Weight / r.interestSum
+				// p can underflow to 0 for a subnormal weight: p ln p -> 0.
+				if p := w.Weight / r.interestSum; p > 0 {
 					h -= p * math.Log(p)
 				}
 			}

@@ -89,7 +89,7 @@ func DecodeItem(b []byte, it *Item) *InputError {
 	seen := 0
 	for i := uint32(0); i < n; i++ {
 		var k []byte
-		k, b, err = readStr(b, "")
+		k, b, err = readKey(b)
 		if err != nil {
 			err.Msg = "map key: " + err.Msg
 			return err

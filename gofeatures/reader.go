@@ -12,18 +12,20 @@ import (
 // is, strings must be UTF-8. Each returns the remaining bytes.
 
 func readInt(b []byte, key string) (int64, []byte, *InputError) {
+	// The common case reads directly; the type is inspected only on failure,
+	// which keeps one type dispatch per value on the hot path.
+	v, o, err := msgp.ReadInt64Bytes(b)
+	if err == nil {
+		return v, o, nil
+	}
 	switch msgp.NextType(b) {
 	case msgp.IntType, msgp.UintType:
-		v, o, err := msgp.ReadInt64Bytes(b)
-		if err != nil {
-			var ie msgp.IntOverflow
-			var ue msgp.UintOverflow
-			if asIntOverflow(err, &ie, &ue) {
-				return 0, nil, valueError(key, "integer out of int64 range")
-			}
-			return 0, nil, fieldError(key, b, err)
+		var ie msgp.IntOverflow
+		var ue msgp.UintOverflow
+		if asIntOverflow(err, &ie, &ue) {
+			return 0, nil, valueError(key, "integer out of int64 range")
 		}
-		return v, o, nil
+		return 0, nil, fieldError(key, b, err)
 	}
 	if len(b) == 0 {
 		return 0, nil, valueError(key, "truncated MessagePack")
@@ -46,31 +48,29 @@ func asIntOverflow(err error, ie *msgp.IntOverflow, ue *msgp.UintOverflow) bool 
 // readNumber reads an int or a float as float64. The value may be NaN or
 // infinite; callers that need a finite value check it.
 func readNumber(b []byte, key string) (float64, []byte, *InputError) {
-	switch msgp.NextType(b) {
-	case msgp.IntType, msgp.UintType:
-		if len(b) > 0 && b[0] == 0xcf { // uint64 above int64 range is still a valid number
+	if len(b) > 0 {
+		switch lead := b[0]; {
+		case lead == 0xcb || lead == 0xca: // float64, float32
+			v, o, err := msgp.ReadFloat64Bytes(b)
+			if err != nil {
+				return 0, nil, fieldError(key, b, err)
+			}
+			return v, o, nil
+		case lead == 0xcf: // uint64: above the int64 range it is still a number
 			u, o, err := msgp.ReadUint64Bytes(b)
 			if err != nil {
 				return 0, nil, fieldError(key, b, err)
 			}
 			return float64(u), o, nil
 		}
-		v, o, err := msgp.ReadInt64Bytes(b)
-		if err != nil {
+		if v, o, err := msgp.ReadInt64Bytes(b); err == nil {
+			return float64(v), o, nil
+		} else if t := msgp.NextType(b); t == msgp.IntType || t == msgp.UintType {
 			return 0, nil, fieldError(key, b, err)
 		}
-		return float64(v), o, nil
-	case msgp.Float32Type, msgp.Float64Type:
-		v, o, err := msgp.ReadFloat64Bytes(b)
-		if err != nil {
-			return 0, nil, fieldError(key, b, err)
-		}
-		return v, o, nil
+		return 0, nil, typeError(key, "a number", b)
 	}
-	if len(b) == 0 {
-		return 0, nil, valueError(key, "truncated MessagePack")
-	}
-	return 0, nil, typeError(key, "a number", b)
+	return 0, nil, valueError(key, "truncated MessagePack")
 }
 
 // readFinite reads a number and requires it to be finite and within [lo, hi].
@@ -120,20 +120,31 @@ func readBool(b []byte, key string) (bool, []byte, *InputError) {
 // readStr returns a slice into b (zero copy): it is valid only while the
 // caller's input buffer is, i.e. for the duration of one call.
 func readStr(b []byte, key string) ([]byte, []byte, *InputError) {
-	if msgp.NextType(b) != msgp.StrType {
-		if len(b) == 0 {
-			return nil, nil, valueError(key, "truncated MessagePack")
-		}
-		return nil, nil, typeError(key, "str", b)
-	}
-	s, o, err := msgp.ReadStringZC(b)
+	s, o, err := readKey(b)
 	if err != nil {
-		return nil, nil, fieldError(key, b, err)
+		err.Key = key
+		return nil, nil, err
 	}
 	if !utf8.Valid(s) {
 		return nil, nil, valueError(key, "string is not valid UTF-8")
 	}
 	return s, o, nil
+}
+
+// readKey reads a map key without UTF-8 validation: keys are only compared
+// with the ASCII names we know, so an invalid key is simply an unknown one.
+func readKey(b []byte) ([]byte, []byte, *InputError) {
+	s, o, err := msgp.ReadStringZC(b)
+	if err == nil {
+		return s, o, nil
+	}
+	if len(b) == 0 {
+		return nil, nil, valueError("", "truncated MessagePack")
+	}
+	if msgp.NextType(b) != msgp.StrType {
+		return nil, nil, typeError("", "str", b)
+	}
+	return nil, nil, fieldError("", b, err)
 }
 
 func readMapHeader(b []byte, key string) (uint32, []byte, *InputError) {

@@ -44,6 +44,16 @@ func (t *tokenizer) split(s []byte) {
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		i += size
+		// Basic Cyrillic А..я is all letters with a fixed case offset: most
+		// of the catalogue's titles, so skip the Unicode table lookups.
+		if r >= 0x410 && r <= 0x44f {
+			if r < 0x430 {
+				r += 0x20
+			}
+			t.buf = utf8.AppendRune(t.buf, r)
+			in = true
+			continue
+		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			t.buf = utf8.AppendRune(t.buf, unicode.ToLower(r))
 			in = true

@@ -90,7 +90,7 @@ func decodeUser(b []byte) (*User, *InputError) {
 	var seenID, seenNow bool
 	for i := uint32(0); i < n; i++ {
 		var k []byte
-		k, b, err = readStr(b, "")
+		k, b, err = readKey(b)
 		if err != nil {
 			err.Msg = "map key: " + err.Msg
 			return nil, err

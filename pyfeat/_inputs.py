@@ -31,6 +31,8 @@ def _msgpack_default(obj: Any) -> Any:
         return float(obj)
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, int):  # msgpack hands over the ints it cannot pack
+        raise OverflowError(f"integer {obj} is outside MessagePack's 64-bit range")
     raise TypeError(f"cannot encode {type(obj).__name__} as MessagePack")
 
 

@@ -15,7 +15,7 @@ from cffi import FFI
 
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _HERE = Path(__file__).resolve().parent
 _HEADER = _HERE / "_lib" / "pyfeat.h"

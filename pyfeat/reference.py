@@ -174,8 +174,8 @@ class _UserState:
             entropy = 0.0
             if self.interest_sum > 0:
                 for w in self.interests.values():
-                    if w > 0:
-                        p = w / self.interest_sum
+                    p = w / self.interest_sum
+                    if p > 0:  # a subnormal weight can underflow to 0: p ln p -> 0
                         entropy -= p * math.log(p)
             row["user_interests"] = float(n_pos)
             row["user_interest_entropy"] = entropy

@@ -57,7 +57,8 @@ def assert_same_matrix(got: np.ndarray, want: np.ndarray, names, rtol: float = 1
         raise AssertionError(f"NaN mismatch at row {r}, feature {names[c]}: got {got[r, c]}, want {want[r, c]}")
     g = got.astype(np.float64)
     w = want.astype(np.float64)
-    ok = nan_g | (g == w) | (np.abs(g - w) <= rtol * np.maximum(np.abs(g), np.abs(w)))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are inf
+        ok = nan_g | (g == w) | (np.abs(g - w) <= rtol * np.maximum(np.abs(g), np.abs(w)))
     if not ok.all():
         r, c = np.argwhere(~ok)[0]
         raise AssertionError(

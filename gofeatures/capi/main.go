@@ -20,7 +20,7 @@ import (
 
 // abiVersion must change with any signature in pyfeat.h; the binding
 // refuses a library of another version (a stale build).
-const abiVersion = 1
+const abiVersion = 2
 
 const notAnItem = -2
 
@@ -57,6 +57,8 @@ func setStatus(st *C.pf_status, err error) C.int32_t {
 	}
 	return code
 }
+
+func asInputError(err error, ie **gofeatures.InputError) bool { return errors.As(err, ie) }
 
 // statusError carries an explicit status code (model errors, internal
 // errors) through the error path.

@@ -12,6 +12,9 @@
  *   during the call and keeps no pointer to them afterwards.
  * - Models cross as opaque int64 handles; pf_model_close releases one.
  */
+#ifndef PYFEAT_H
+#define PYFEAT_H
+
 #include <stdint.h>
 
 #define PF_OK 0
@@ -53,3 +56,41 @@ int32_t pf_compute(uint8_t* user, int64_t user_len,
                    uint8_t* items, int64_t* offsets, int64_t n_items,
                    int64_t* source, double* source_score, int64_t* source_rank,
                    int32_t threads, float* out, int64_t out_len, pf_status* st);
+
+/* ---- models ------------------------------------------------------------
+ * backend: "native" (CatBoost JSON export, evaluated in Go) or "capi"
+ * (CatBoost's libcatboostmodel.so, opened at lib_path, or at
+ * $PYFEAT_CATBOOST_LIB when lib_path is empty; the model is a .cbm). */
+
+/* pf_model_load: loads the model at path; *handle receives its handle. */
+int32_t pf_model_load(char* path, char* backend, char* lib_path, int64_t* handle, pf_status* st);
+
+/* pf_model_close: retires a handle. Calls already running with it finish
+ * first; new calls with it fail. */
+int32_t pf_model_close(int64_t handle, pf_status* st);
+
+/* pf_model_shape: float features per row and outputs per row. */
+int32_t pf_model_shape(int64_t handle, int64_t* n_features, int64_t* dimensions, pf_status* st);
+
+/* pf_model_describe: writes a JSON object {"feature_names": [...] or null,
+ * "metadata": {...}, "trees": n or null} into buf (cap bytes); *needed
+ * receives the size required. */
+int32_t pf_model_describe(int64_t handle, char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_model_predict: raw values (RawFormulaVal) for x, n_rows x n_cols
+ * float32 row-major; out: n_rows x dimensions float64, out_len values. */
+int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_cols,
+                         int32_t threads, double* out, int64_t out_len, pf_status* st);
+
+/* pf_rank: features, scores and order of one request in one call (request
+ * arguments as in pf_compute). features: NULL, or n_items x
+ * pf_num_features() float32 to receive the matrix. scores, order: top_k
+ * entries each (top_k <= n_items); order[i] indexes items, scores
+ * descending, ties in input order. */
+int32_t pf_rank(int64_t handle, uint8_t* user, int64_t user_len,
+                uint8_t* items, int64_t* offsets, int64_t n_items,
+                int64_t* source, double* source_score, int64_t* source_rank,
+                int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,
+                pf_status* st);
+
+#endif /* PYFEAT_H */

@@ -1,0 +1,376 @@
+"""CatBoost models evaluated in Go, and the Ranker that serves with them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import tempfile
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from ._engine import PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash
+from ._inputs import Record
+from .errors import ModelError
+
+__all__ = ["Model", "Ranker", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
+
+BACKENDS = ("native", "capi")
+SPEC_HASH_KEY = "pyfeat_spec_hash"
+FEATURE_NAMES_KEY = "pyfeat_feature_names"
+
+
+def _convert_with_catboost(src: Path, dst: Path, fmt_in: str, fmt_out: str) -> None:
+    try:
+        from catboost import CatBoost  # imported only for a format conversion
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ModelError(
+            f"loading {src.name} needs the `catboost` package to convert it from {fmt_in} to {fmt_out} "
+            f"(pip install catboost), or export the model with save_model(path, format='json')"
+        ) from e
+    model = CatBoost()
+    try:
+        model.load_model(str(src), format=fmt_in)
+    except Exception as e:
+        raise ModelError(f"{src}: catboost cannot read it as a {fmt_in} model: {e}") from e
+    try:
+        model.save_model(str(dst), format=fmt_out)
+    except Exception as e:
+        raise ModelError(f"{src}: catboost cannot export it as {fmt_out}: {e}") from e
+
+
+def _close_handle(handle: int) -> None:
+    # Called from a finalizer, possibly at interpreter exit or in a forked
+    # child where the library must not be touched: never raise.
+    try:
+        if _native.is_loaded_here():
+            st = _native.new_status()
+            _native.lib().pf_model_close(handle, st)
+    except Exception:
+        pass
+
+
+class Model:
+    """A CatBoost model, evaluated in Go.
+
+    Args:
+        path: a ``.json`` export (``save_model(path, format="json")``) or a
+            ``.cbm`` file. The native backend evaluates the JSON export; a
+            ``.cbm`` is converted through the ``catboost`` package, which is
+            imported only then. The capi backend loads ``.cbm`` directly.
+        backend: ``"native"`` (oblivious trees in Go, exact) or ``"capi"``
+            (CatBoost's own ``libcatboostmodel.so``).
+        threads: goroutines per call; ``None`` uses every core.
+        catboost_lib: path of ``libcatboostmodel.so`` for the capi backend
+            (default: ``$PYFEAT_CATBOOST_LIB``).
+
+    A model is safe to share between threads. ``close()`` (or leaving a
+    ``with`` block) releases it once the calls in flight have finished.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        backend: str = "native",
+        *,
+        threads: int | None = None,
+        catboost_lib: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.path = Path(path)
+        self.backend = backend
+        self._threads = _threads_arg(threads)
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
+        self._handle = self._load(catboost_lib)
+        self._finalizer = weakref.finalize(self, _close_handle, self._handle)
+        lib = _native.lib()
+        st = _native.new_status()
+        nf, dims = _native.ffi.new("int64_t*"), _native.ffi.new("int64_t*")
+        _native.check(lib.pf_model_shape(self._handle, nf, dims, st), st)
+        self.n_features = int(nf[0])
+        self.dimensions = int(dims[0])
+        desc = json.loads(_native.read_text(functools.partial(lib.pf_model_describe, self._handle)))
+        self.feature_names: list[str] | None = desc["feature_names"]
+        self.metadata: dict[str, str] = desc["metadata"]
+        self.n_trees: int | None = desc["trees"]
+
+    def _load(self, catboost_lib: Any) -> int:
+        if not self.path.exists():
+            raise ModelError(f"model file not found: {self.path}")
+        suffix = self.path.suffix.lower()
+        if suffix not in (".json", ".cbm"):
+            raise ModelError(f"{self.path}: expected a .json export or a .cbm model, got {suffix or 'no suffix'}")
+        want = ".json" if self.backend == "native" else ".cbm"
+        if suffix == want:
+            return self._load_file(self.path, catboost_lib)
+        with tempfile.TemporaryDirectory(prefix="pyfeat-model-") as tmp:
+            converted = Path(tmp) / f"model{want}"
+            _convert_with_catboost(self.path, converted, suffix[1:], want[1:])
+            return self._load_file(converted, catboost_lib)
+
+    def _load_file(self, path: Path, catboost_lib: Any) -> int:
+        lib = _native.lib()
+        handle = _native.ffi.new("int64_t*")
+        st = _native.new_status()
+        libpath = os.fsencode(catboost_lib) if catboost_lib is not None else b""
+        code = lib.pf_model_load(os.fsencode(path), self.backend.encode(), libpath, handle, st)
+        if code != _native.PF_OK:
+            msg = _native.ffi.string(st.message).decode("utf-8", "replace")
+            raise ModelError(f"{self.path}: {msg}")
+        return int(handle[0])
+
+    # -- lifetime: close() waits for calls in flight (see _enter/_exit) --
+    def _enter(self) -> int:
+        with self._lock:
+            if self._closing:
+                raise ModelError(f"model {self.path} is closed")
+            self._users += 1
+            return self._handle
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            release = self._closing and self._users == 0
+        if release:
+            self._finalizer()
+
+    def close(self) -> None:
+        """Release the model. Calls already running finish first; later
+        calls raise ModelError. Idempotent."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            release = self._users == 0
+        if release:
+            self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else f"{self.n_features} features, {self.dimensions} outputs"
+        return f"<pyfeat.Model {self.path.name!r} backend={self.backend} {state}>"
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw predictions (CatBoost's RawFormulaVal).
+
+        Args:
+            X: 2-D array of shape ``(n, n_features)``; converted to float32
+                (CatBoost's own input type) if needed. NaN means missing.
+
+        Returns:
+            float64 array of shape ``(n,)``, or ``(n, dimensions)`` for a
+            multi-dimensional model (e.g. MultiClass).
+        """
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n, {self.n_features}), got shape {X.shape}; use X.reshape(1, -1) for one row")
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"the model takes {self.n_features} features per row, X has {X.shape[1]}")
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_):
+            raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        n = X.shape[0]
+        out = np.empty((n, self.dimensions), dtype=np.float64)
+        ffi = _native.ffi
+        st = _native.new_status()
+        handle = self._enter()
+        try:
+            code = _native.lib().pf_model_predict(
+                handle, ffi.from_buffer("float[]", X), n, X.shape[1], self._threads,
+                ffi.from_buffer("double[]", out), out.size, st,
+            )
+        finally:
+            self._exit()
+        _native.check(code, st)
+        return out[:, 0] if self.dimensions == 1 else out
+
+
+def feature_differences(model_names: Sequence[str] | None) -> list[str]:
+    """Human-readable differences between a model's features and pyfeat's."""
+    ours = feature_names()
+    if model_names is None:
+        return ["the model records no feature names (train it on a DataFrame or Pool with pyfeat.feature_names())"]
+    theirs = list(model_names)
+    if theirs == ours:
+        return []
+    diffs = []
+    missing = [n for n in ours if n not in theirs]
+    unknown = [n for n in theirs if n not in ours]
+    if len(theirs) != len(ours):
+        diffs.append(f"the model has {len(theirs)} features, pyfeat computes {len(ours)}")
+    if missing:
+        diffs.append(f"not in the model: {', '.join(missing)}")
+    if unknown:
+        diffs.append(f"unknown to pyfeat: {', '.join(unknown)}")
+    if not missing and not unknown:
+        moved = [f"{n} (model column {theirs.index(n)}, pyfeat column {i})" for i, n in enumerate(ours) if theirs[i] != n]
+        diffs.append(f"same names in another order: {', '.join(moved[:10])}{' ...' if len(moved) > 10 else ''}")
+    return diffs
+
+
+class Ranker:
+    """Scores and orders a request's candidates: decoding, features and
+    CatBoost scoring in one Go call, with the GIL released.
+
+    Args:
+        model_path: a ``.json`` export (loaded natively; serving never imports
+            ``catboost``) or a ``.cbm`` (converted through ``catboost``).
+        backend: ``"native"`` or ``"capi"`` (see :class:`Model`).
+        threads: goroutines per call; ``None`` uses every core.
+        catboost_lib: ``libcatboostmodel.so`` for the capi backend.
+
+    The model must have been trained on ``pyfeat.feature_names()``, in that
+    order; any other model is refused with the list of differences.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        backend: str = "native",
+        threads: int | None = None,
+        *,
+        catboost_lib: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._threads = _threads_arg(threads)
+        self._catboost_lib = catboost_lib
+        self._n_features = len(feature_names())
+        self._swap = threading.Lock()
+        self._model = self._load(model_path)
+
+    def _load(self, path: str | os.PathLike[str]) -> Model:
+        model = Model(path, self._backend, threads=self._threads or None, catboost_lib=self._catboost_lib)
+        try:
+            diffs = feature_differences(model.feature_names)
+            if diffs:
+                raise ModelError(f"{path} was not trained on pyfeat's features: " + "; ".join(diffs))
+            recorded = model.metadata.get(SPEC_HASH_KEY)
+            if recorded is not None and recorded != spec_hash():
+                raise ModelError(
+                    f"{path} records spec hash {recorded}, this pyfeat computes {spec_hash()}: "
+                    "retrain the model on the current features"
+                )
+            if model.dimensions != 1:
+                raise ModelError(f"{path} has {model.dimensions} outputs per row; ranking needs one score per item")
+        except BaseException:
+            model.close()
+            raise
+        return model
+
+    @property
+    def model(self) -> Model:
+        """The model currently serving."""
+        return self._model
+
+    def reload(self, model_path: str | os.PathLike[str]) -> None:
+        """Load another model and swap it in atomically.
+
+        Requests already running finish with the old model; every request
+        that starts after the swap uses the new one; none sees a mix. If the
+        new model cannot be loaded or does not fit, the old one keeps serving
+        and the error is raised.
+        """
+        new = self._load(model_path)
+        with self._swap:
+            old, self._model = self._model, new
+        old.close()
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> "Ranker":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Raw scores (RawFormulaVal) of a feature matrix, float64 ``(n,)``."""
+        return self._model.predict(X)
+
+    def rank(
+        self,
+        user: Record,
+        items: Sequence[Record],
+        candidates: Mapping[str, Any] | None = None,
+        top_k: int | None = None,
+        *,
+        features_out: np.ndarray | None = None,
+        log: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Order a request's candidates by the model's score.
+
+        Args:
+            user, items, candidates: as for ``FeatureEngine.compute``.
+            top_k: return only the best ``top_k`` (default: all).
+            features_out: optional float32 array ``(len(items), n_features)``
+                that receives the feature matrix the scores came from.
+            log: optional ``pyfeat.RequestLog``; the request's raw inputs are
+                appended to it (for building training data later).
+
+        Returns:
+            ``(order, scores)``: ``order`` int64 indices into ``items``, best
+            first; ``scores`` float64 raw scores in that order, descending;
+            ties keep input order.
+        """
+        req = PreparedRequest(user, items, candidates)
+        n = req.items.n
+        k = n if top_k is None else int(top_k)
+        if isinstance(top_k, bool) or k < 0:
+            raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
+        k = min(k, n)
+        order = np.empty(k, dtype=np.int64)
+        scores = np.empty(k, dtype=np.float64)
+        ffi = _native.ffi
+        feats = ffi.NULL
+        if features_out is not None:
+            _check_out(features_out, (n, self._n_features), np.float32)
+            feats = ffi.from_buffer("float[]", features_out)
+        if log is not None:
+            log.append(req.user, req.items, req.candidates)
+        model = self._model  # one model per request, whatever reload() does meanwhile
+        st = _native.new_status()
+        handle = model._enter()
+        try:
+            code = _native.lib().pf_rank(
+                handle, *req.c_args(ffi), self._threads, feats,
+                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st,
+            )
+        finally:
+            model._exit()
+        _native.check(code, st)
+        return order, scores
+
+    async def arank(
+        self,
+        user: Record,
+        items: Sequence[Record],
+        candidates: Mapping[str, Any] | None = None,
+        top_k: int | None = None,
+        **kwargs: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``rank`` off the event loop: it runs in the loop's default
+        executor and releases the GIL, so other coroutines run meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None, functools.partial(self.rank, user, items, candidates, top_k, **kwargs)
+        )
