@@ -20,7 +20,7 @@ GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h
 FUZZTIME ?= 60s
 SHORT_FUZZTIME ?= 5s
 
-.PHONY: install lib test test-go test-py fuzz bench profile demo clean fmt lint
+.PHONY: install lib test test-go test-py fuzz bench bench-micro cpp-peer profile demo clean fmt
 
 install: $(VENV)/.installed lib
 
@@ -56,11 +56,25 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./gofeatures
 
-bench: lib
+# Micro benchmarks (pytest-benchmark), then the service benchmark.
+bench: lib bench-micro
+	$(PY) bench/run_all.py
+
+bench-micro: lib
 	@mkdir -p bench/results
-	$(PY) -m pytest -q bench/test_micro.py -p no:randomly --benchmark-only \
+	$(PY) -m pytest -q bench/test_micro.py --benchmark-only \
 		--benchmark-columns=min,median,rounds --benchmark-json=bench/results/micro.json
 	$(PY) bench/report.py bench/results/micro.json bench/results/micro.md
+
+# The C++/pybind11 peer used by the benchmarks (not part of the package).
+cpp-peer:
+	$(PY) bench/cpp/build.py
+
+profile: lib
+	$(PY) bench/profile.py
+
+demo: lib
+	$(PY) training/demo.py
 
 fmt:
 	gofmt -w gofeatures catboost_bridge

@@ -9,7 +9,7 @@ Decoding and features run in Go, on all cores, with the GIL released.
 from __future__ import annotations
 
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
-from ._model import SPEC_HASH_KEY, Model, Ranker
+from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "FeatureEngine",
     "Model",
     "Ranker",
+    "RankResult",
     "SPEC_HASH_KEY",
     "FeatureInfo",
     "feature_catalogue",

@@ -20,11 +20,34 @@ from ._engine import PreparedRequest, _check_out, _threads_arg, feature_names, s
 from ._inputs import Record
 from .errors import ModelError
 
-__all__ = ["Model", "Ranker", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
+__all__ = ["Model", "Ranker", "RankResult", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
+
 
 BACKENDS = ("native", "capi")
 SPEC_HASH_KEY = "pyfeat_spec_hash"
 FEATURE_NAMES_KEY = "pyfeat_feature_names"
+
+
+class RankResult(tuple):
+    """``(order, scores)`` of one ranked request; unpacks as a 2-tuple.
+
+    ``request_id`` is the id the request was logged under (``rank(...,
+    log=...)``), else ``None``: the service keeps it to attribute later
+    clicks and contacts to the request.
+    """
+
+    def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None) -> "RankResult":
+        self = super().__new__(cls, (order, scores))
+        self.request_id = request_id
+        return self
+
+    @property
+    def order(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self[1]
 
 
 def _convert_with_catboost(src: Path, dst: Path, fmt_in: str, fmt_out: str) -> None:
@@ -316,7 +339,7 @@ class Ranker:
         *,
         features_out: np.ndarray | None = None,
         log: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> RankResult:
         """Order a request's candidates by the model's score.
 
         Args:
@@ -325,12 +348,13 @@ class Ranker:
             features_out: optional float32 array ``(len(items), n_features)``
                 that receives the feature matrix the scores came from.
             log: optional ``pyfeat.RequestLog``; the request's raw inputs are
-                appended to it (for building training data later).
+                appended to it (for building training data later) and the
+                result's ``request_id`` is the id it was logged under.
 
         Returns:
-            ``(order, scores)``: ``order`` int64 indices into ``items``, best
-            first; ``scores`` float64 raw scores in that order, descending;
-            ties keep input order.
+            ``(order, scores)`` (a :class:`RankResult`): ``order`` int64
+            indices into ``items``, best first; ``scores`` float64 raw scores
+            in that order, descending; ties keep input order.
         """
         req = PreparedRequest(user, items, candidates)
         n = req.items.n
@@ -345,8 +369,9 @@ class Ranker:
         if features_out is not None:
             _check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
+        request_id = None
         if log is not None:
-            log.append(req.user, req.items, req.candidates)
+            request_id = log.append_prepared(req)
         model = self._model  # one model per request, whatever reload() does meanwhile
         st = _native.new_status()
         handle = model._enter()
@@ -358,7 +383,7 @@ class Ranker:
         finally:
             model._exit()
         _native.check(code, st)
-        return order, scores
+        return RankResult(order, scores, request_id)
 
     async def arank(
         self,
@@ -367,7 +392,7 @@ class Ranker:
         candidates: Mapping[str, Any] | None = None,
         top_k: int | None = None,
         **kwargs: Any,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> RankResult:
         """``rank`` off the event loop: it runs in the loop's default
         executor and releases the GIL, so other coroutines run meanwhile."""
         loop = asyncio.get_running_loop()

@@ -1,0 +1,412 @@
+"""Scoring: the native evaluator against catboost itself, the Ranker's
+contract (feature check, rank == predict(compute), reload), and the capi
+backend against the C test double."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from catboost import CatBoost, CatBoostClassifier, CatBoostRanker, CatBoostRegressor, Pool
+
+import pyfeat
+from pyfeat import ModelError
+from pyfeat.synth import Marketplace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (name, estimator factory, n_classes or None): depth 1..10, 1..1000 trees,
+# four losses, both NaN modes, border_count up to 1024.
+CASES = [
+    ("logloss_d1_t1", lambda: CatBoostClassifier(depth=1, iterations=1, loss_function="Logloss"), 2),
+    ("logloss_d3_min", lambda: CatBoostClassifier(depth=3, iterations=200, nan_mode="Min"), 2),
+    ("logloss_d6_max", lambda: CatBoostClassifier(depth=6, iterations=300, nan_mode="Max", border_count=1024), 2),
+    ("logloss_d10", lambda: CatBoostClassifier(depth=10, iterations=40, border_count=64), 2),
+    ("rmse_d2_1000", lambda: CatBoostRegressor(depth=2, iterations=1000, learning_rate=0.05), None),
+    ("rmse_d6_1000_max", lambda: CatBoostRegressor(depth=6, iterations=1000, nan_mode="Max"), None),
+    ("rmse_d8_min_1024", lambda: CatBoostRegressor(depth=8, iterations=60, nan_mode="Min", border_count=1024), None),
+    ("rmse_d1", lambda: CatBoostRegressor(depth=1, iterations=50, border_count=2), None),
+    ("multiclass_d4", lambda: CatBoostClassifier(depth=4, iterations=100, loss_function="MultiClass"), 4),
+    ("multiclass_d7_max", lambda: CatBoostClassifier(depth=7, iterations=30, loss_function="MultiClass", nan_mode="Max"), 3),
+    ("yetirank_d6", lambda: CatBoostRanker(depth=6, iterations=150, loss_function="YetiRank"), "rank"),
+    ("yetirank_d9_max", lambda: CatBoostRanker(depth=9, iterations=20, loss_function="YetiRank", nan_mode="Max"), "rank"),
+    ("rmse_d5_forbidden", lambda: CatBoostRegressor(depth=5, iterations=80, nan_mode="Forbidden"), None),
+]
+
+
+def _data(seed: int, n: int = 400, f: int = 12):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f)).astype(np.float32)
+    X[:, 3] = np.round(X[:, 3] * 2) / 2  # few distinct values: many exact border hits
+    X[rng.random((n, f)) < 0.08] = np.nan
+    X[:, 0] = np.where(rng.random(n) < 0.3, np.nan, X[:, 0])
+    y_lin = np.nan_to_num(X[:, 0]) * 1.5 - np.nan_to_num(X[:, 1]) + np.sin(np.nan_to_num(X[:, 2]) * 3)
+    return rng, X, y_lin
+
+
+def _with_border_values(model_json: dict, X: np.ndarray, rng) -> np.ndarray:
+    """Rows whose values sit exactly on the model's borders, plus NaN."""
+    rows = []
+    for feat in model_json["features_info"].get("float_features", []):
+        idx = feat["flat_feature_index"]
+        for b in feat.get("borders") or []:
+            row = X[rng.integers(len(X))].copy()
+            row[idx] = np.float32(b)
+            rows.append(row)
+    rows = np.array(rows[:2000], dtype=np.float32).reshape(-1, X.shape[1])
+    extra = np.full((2, X.shape[1]), np.nan, dtype=np.float32)
+    with np.errstate(over="ignore"):  # the largest border's successor is inf: fine
+        above = np.nextafter(rows, np.float32(np.inf))
+    return np.vstack([X, rows, extra, above])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = {}
+    for k, (name, make, kind) in enumerate(CASES):
+        rng, X, y_lin = _data(k)
+        est = make()
+        est.set_params(random_seed=k, verbose=False, thread_count=2, allow_writing_files=False)
+        if name.endswith("forbidden"):
+            X = np.nan_to_num(X, nan=0.0)
+        if kind == "rank":
+            groups = np.repeat(np.arange(len(X) // 20), 20)
+            y = np.clip(np.round(y_lin + rng.normal(size=len(X))), 0, 4)
+            est.fit(Pool(X, y, group_id=groups))
+        elif kind == 2:
+            est.fit(X, (y_lin + rng.normal(size=len(X)) > 0).astype(int))
+        elif kind in (3, 4):
+            est.fit(X, np.digitize(y_lin, np.quantile(y_lin, np.linspace(0, 1, kind + 1)[1:-1])))
+        else:
+            est.fit(X, y_lin + 0.1 * rng.normal(size=len(X)))
+        d = tmp_path_factory.mktemp(name)
+        est.save_model(str(d / "m.json"), format="json")
+        est.save_model(str(d / "m.cbm"))
+        Xt = _with_border_values(json.loads((d / "m.json").read_text()), X, rng)
+        if name.endswith("forbidden"):
+            Xt = np.nan_to_num(Xt, nan=0.0)
+        out[name] = (est, d, Xt)
+    return out
+
+
+def test_at_least_12_models_cover_the_space():
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+@pytest.mark.parametrize("fmt", ["json", "cbm"])
+def test_native_equals_catboost(trained, name, fmt):
+    est, d, X = trained[name]
+    want = CatBoost.predict(est, X, prediction_type="RawFormulaVal")
+    model = pyfeat.Model(d / f"m.{fmt}")
+    got = model.predict(X)
+    assert got.shape == want.shape
+    # The evaluator reproduces catboost's arithmetic; the bound allows for
+    # nothing but the last bit.
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert np.array_equal(model.predict(X[:1]), want[:1])
+    model.close()
+
+
+def test_predict_threads_do_not_change_results(trained):
+    est, d, X = trained["rmse_d6_1000_max"]
+    X = np.vstack([X] * 10)
+    one = pyfeat.Model(d / "m.json", threads=1).predict(X)
+    two = pyfeat.Model(d / "m.json", threads=2).predict(X)
+    assert one.tobytes() == two.tobytes()
+
+
+def test_predict_validates_input(trained):
+    _, d, X = trained["rmse_d2_1000"]
+    model = pyfeat.Model(d / "m.json")
+    with pytest.raises(ValueError, match="features per row"):
+        model.predict(X[:, :5])
+    with pytest.raises(ValueError, match="2-D"):
+        model.predict(X[0])
+    with pytest.raises(TypeError):
+        model.predict(np.array([["a"] * X.shape[1]]))
+    assert model.predict(X.astype(np.float64)).tobytes() == model.predict(X).tobytes()
+    assert model.predict(np.empty((0, X.shape[1]), np.float32)).shape == (0,)
+    model.close()
+    with pytest.raises(ModelError, match="closed"):
+        model.predict(X)
+
+
+def test_categorical_models_are_refused(tmp_path):
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "c": ["x", "y", "z", "x"] * 10})
+    m = CatBoostRegressor(iterations=5, verbose=False, allow_writing_files=False).fit(X, np.arange(40.0), cat_features=["c"])
+    m.save_model(str(tmp_path / "cat.json"), format="json", pool=Pool(X, cat_features=["c"]))
+    m.save_model(str(tmp_path / "cat.cbm"))
+    for p in ("cat.json", "cat.cbm"):
+        with pytest.raises(ModelError, match="(?i)categorical"):
+            pyfeat.Model(tmp_path / p)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_json", "missing", "suffix"])
+def test_corrupt_model_files_give_clear_errors(trained, tmp_path, damage):
+    _, d, _ = trained["rmse_d2_1000"]
+    text = (d / "m.json").read_bytes()
+    path = tmp_path / "bad.json"
+    if damage == "truncate":
+        path.write_bytes(text[: len(text) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xffnot json" * 10)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "wrong_json":
+        path.write_text('{"oblivious_trees": 5}')
+    elif damage == "missing":
+        path = tmp_path / "nope.json"
+    else:
+        path = tmp_path / "model.txt"
+        path.write_bytes(text)
+    with pytest.raises(ModelError) as info:
+        pyfeat.Model(path)
+    assert str(path.name) in str(info.value) or "nope" in str(info.value)
+    cbm = tmp_path / "bad.cbm"
+    cbm.write_bytes((d / "m.cbm").read_bytes()[:100])
+    with pytest.raises(ModelError):
+        pyfeat.Model(cbm)
+
+
+# ---- Ranker -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def world():
+    return Marketplace(seed=11, n_items=5000, n_users=500)
+
+
+def _train_pyfeat_model(world, path: Path, seed: int, iterations: int = 60) -> Path:
+    engine = pyfeat.FeatureEngine()
+    Xs, ys = [], []
+    for i in range(6):
+        req = world.request(1000 * seed + i, 400)
+        Xs.append(engine.compute(req.user_blob, req.item_blobs, req.candidates))
+        ys.append(world.feedback(req)[0])
+    X = pd.DataFrame(np.vstack(Xs), columns=pyfeat.feature_names())
+    m = CatBoostClassifier(iterations=iterations, depth=5, random_seed=seed, verbose=False, allow_writing_files=False)
+    m.fit(X, np.concatenate(ys))
+    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
+    m.save_model(str(path), format="json")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_paths(world, tmp_path_factory):
+    d = tmp_path_factory.mktemp("ranker")
+    return _train_pyfeat_model(world, d / "a.json", 1), _train_pyfeat_model(world, d / "b.json", 2, iterations=90)
+
+
+def test_rank_equals_predict_of_compute(world, model_paths):
+    ranker = pyfeat.Ranker(model_paths[0])
+    for i in range(3):
+        req = world.request(500 + i, 3000)
+        feats = np.empty((3000, len(pyfeat.feature_names())), np.float32)
+        order, scores = ranker.rank(req.user_blob, req.item_blobs, req.candidates, features_out=feats)
+        X = pyfeat.FeatureEngine().compute(req.user_blob, req.item_blobs, req.candidates)
+        assert feats.tobytes() == X.tobytes()
+        pred = ranker.predict(X)
+        assert sorted(order.tolist()) == list(range(3000))
+        assert np.array_equal(pred[order], scores)
+        assert np.all(np.diff(scores) <= 0)
+        top = ranker.rank(req.user, req.items, req.candidates, top_k=100)
+        assert np.array_equal(top.order, order[:100]) and np.array_equal(top.scores, scores[:100])
+    ranker.close()
+
+
+def test_rank_ties_keep_input_order(model_paths):
+    ranker = pyfeat.Ranker(model_paths[0])
+    from conftest import base_item, base_user
+
+    items = [base_item(0)] * 5 + [base_item(1)] * 3
+    order, scores = ranker.rank(base_user(), items)
+    tied = [i for i in order if i < 5]
+    assert tied == sorted(tied) and len(tied) == 5
+    empty = ranker.rank(base_user(), [])
+    assert empty.order.shape == (0,) and empty.scores.dtype == np.float64
+
+
+def test_rank_input_errors_are_input_errors(model_paths):
+    ranker = pyfeat.Ranker(model_paths[0])
+    from conftest import base_item, base_user
+
+    with pytest.raises(pyfeat.InputError) as info:
+        ranker.rank(base_user(), [base_item(0), base_item(1, price=-1)])
+    assert info.value.position == 1 and info.value.key == "price"
+
+
+def test_arank(world, model_paths):
+    ranker = pyfeat.Ranker(model_paths[0])
+    req = world.request(77, 3000)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.create_task(ticker())
+        results = await asyncio.gather(*[ranker.arank(req.user_blob, req.item_blobs, req.candidates) for _ in range(4)])
+        t.cancel()
+        return results, ticks
+
+    results, ticks = asyncio.run(main())
+    want = ranker.rank(req.user_blob, req.item_blobs, req.candidates)
+    for order, scores in results:
+        assert np.array_equal(order, want.order) and np.array_equal(scores, want.scores)
+    assert ticks > 1  # the event loop kept running while ranking
+
+
+def test_other_feature_lists_are_refused(tmp_path, model_paths):
+    names = pyfeat.feature_names()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, len(names))).astype(np.float32)
+    cases = {
+        "renamed": names[:-1] + ["ux_something_else"],
+        "fewer": names[:-3],
+        "reordered": [names[1], names[0]] + names[2:],
+    }
+    for label, cols in cases.items():
+        m = CatBoostRegressor(iterations=3, verbose=False, allow_writing_files=False)
+        m.fit(pd.DataFrame(X[:, : len(cols)], columns=cols), X[:, 0])
+        m.save_model(str(tmp_path / f"{label}.json"), format="json")
+        with pytest.raises(ModelError) as info:
+            pyfeat.Ranker(tmp_path / f"{label}.json")
+        msg = str(info.value)
+        if label == "renamed":
+            assert "ux_something_else" in msg and names[-1] in msg
+        elif label == "fewer":
+            assert all(n in msg for n in names[-3:])
+        else:
+            assert names[0] in msg and "order" in msg
+    # a model that records another spec hash
+    m = json.loads(Path(model_paths[0]).read_text())
+    m["model_info"][pyfeat.SPEC_HASH_KEY] = "0000000000000000"
+    (tmp_path / "hash.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="spec hash"):
+        pyfeat.Ranker(tmp_path / "hash.json")
+
+
+def test_reload_while_eight_threads_rank(world, model_paths):
+    a_path, b_path = model_paths
+    req = world.request(31, 1500)
+    args = (req.user_blob, req.item_blobs, req.candidates)
+    expected = {}
+    for p in model_paths:
+        with pyfeat.Ranker(p) as r:
+            res = r.rank(*args)
+            expected[p] = (res.order.tobytes(), res.scores.tobytes())
+    assert expected[a_path] != expected[b_path]
+    ranker = pyfeat.Ranker(a_path)
+    stop = threading.Event()
+    failures, seen = [], {a_path: 0, b_path: 0}
+    lock = threading.Lock()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                res = ranker.rank(*args)
+            except Exception as e:  # any failed request fails the test
+                failures.append(repr(e))
+                return
+            key = (res.order.tobytes(), res.scores.tobytes())
+            match = [p for p, v in expected.items() if v == key]
+            with lock:
+                if not match:
+                    failures.append("scored by a mix of models")
+                    return
+                seen[match[0]] += 1
+
+    threads = [threading.Thread(target=serve) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for k in range(20):
+        ranker.reload(b_path if k % 2 == 0 else a_path)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures[:3]
+    assert seen[a_path] > 0 and seen[b_path] > 0, seen
+    # a failed reload keeps the old model serving
+    with pytest.raises(ModelError):
+        ranker.reload(ROOT / "README.md")
+    assert ranker.rank(*args).scores.size == 1500
+    ranker.close()
+
+
+# ---- capi backend against the test double --------------------------------
+
+@pytest.fixture(scope="module")
+def fake_lib(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the CatBoost C API test double")
+    out = tmp_path_factory.mktemp("fakecb") / "libfakecatboost.so"
+    src = ROOT / "catboost_bridge" / "capi" / "testdata" / "fake_catboostmodel.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def _fake_model(path: Path, weights: np.ndarray, bias: np.ndarray, names=None, meta=None) -> Path:
+    lines = ["fake-catboost-model v1", f"{weights.shape[1]} {weights.shape[0]}"]
+    for d in range(weights.shape[0]):
+        lines.append(" ".join(repr(float(w)) for w in weights[d]) + f" {float(bias[d])!r}")
+    for i, n in enumerate(names or []):
+        lines.append(f"name {i} {n}")
+    for k, v in (meta or {}).items():
+        lines.append(f"meta {k} {v}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_capi_backend_against_test_double(fake_lib, tmp_path):
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(1, 6))
+    b = np.array([0.25])
+    path = _fake_model(tmp_path / "m.cbm", w, b)
+    model = pyfeat.Model(path, backend="capi", catboost_lib=fake_lib)
+    assert (model.n_features, model.dimensions) == (6, 1)
+    X = rng.normal(size=(1000, 6)).astype(np.float32)
+    X[::7, 2] = np.nan
+    want = np.zeros(1000)
+    for j in range(6):
+        want += w[0, j] * np.nan_to_num(X[:, j].astype(np.float64))
+    want += b[0]
+    np.testing.assert_allclose(model.predict(X), want, rtol=1e-15)
+    w3 = rng.normal(size=(3, 6))
+    m3 = pyfeat.Model(_fake_model(tmp_path / "m3.cbm", w3, np.zeros(3)), backend="capi", catboost_lib=fake_lib)
+    assert m3.predict(X).shape == (1000, 3)
+
+
+def test_capi_ranker_with_test_double(fake_lib, tmp_path, world):
+    names = pyfeat.feature_names()
+    w = np.zeros((1, len(names)))
+    w[0, names.index("item_log_price")] = -1.0
+    w[0, names.index("ux_interest_cat")] = 3.0
+    path = _fake_model(tmp_path / "r.cbm", w, np.zeros(1), names=names, meta={pyfeat.SPEC_HASH_KEY: pyfeat.spec_hash()})
+    ranker = pyfeat.Ranker(path, backend="capi", catboost_lib=fake_lib)
+    req = world.request(3, 500)
+    order, scores = ranker.rank(req.user_blob, req.item_blobs, req.candidates)
+    X = pyfeat.FeatureEngine().compute(req.user_blob, req.item_blobs, req.candidates)
+    assert np.array_equal(ranker.predict(X)[order], scores)
+
+
+def test_capi_missing_library_is_a_clear_error(tmp_path, monkeypatch):
+    path = _fake_model(tmp_path / "m.cbm", np.ones((1, 2)), np.zeros(1))
+    monkeypatch.delenv("PYFEAT_CATBOOST_LIB", raising=False)
+    with pytest.raises(ModelError, match="PYFEAT_CATBOOST_LIB"):
+        pyfeat.Model(path, backend="capi")
+    with pytest.raises(ModelError, match="libcatboostmodel|no such file|cannot open"):
+        pyfeat.Model(path, backend="capi", catboost_lib=tmp_path / "libcatboostmodel.so")
+    with pytest.raises(ValueError, match="backend"):
+        pyfeat.Model(path, backend="onnx")
