@@ -62,3 +62,74 @@ def test_empty_call_python(benchmark):
         return 77
 
     benchmark(noop)
+
+
+# ---- scoring -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scoring(request3000, model_1000x6):
+    from catboost import CatBoost
+
+    cb = CatBoost()
+    cb.load_model(str(model_1000x6.with_suffix(".cbm")))
+    req = request3000
+    X = pyfeat.FeatureEngine().compute(req.user_blob, req.item_blobs, req.candidates)
+    return cb, X, model_1000x6.with_suffix(".json")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_predict_catboost(benchmark, scoring, threads):
+    cb, X, _ = scoring
+    benchmark.group = f"predict: 3000 x 77, 1000 trees depth 6, {threads} thread(s)"
+    benchmark(cb.predict, X, prediction_type="RawFormulaVal", thread_count=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_predict_pyfeat(benchmark, scoring, threads):
+    cb, X, path = scoring
+    model = pyfeat.Model(path, threads=threads)
+    want = cb.predict(X, prediction_type="RawFormulaVal", thread_count=threads)
+    np.testing.assert_allclose(model.predict(X), want, rtol=1e-12, atol=0)
+    benchmark.group = f"predict: 3000 x 77, 1000 trees depth 6, {threads} thread(s)"
+    benchmark(model.predict, X)
+
+
+@pytest.mark.benchmark(group="predict: one row, 1 thread")
+def test_predict_one_row_catboost(benchmark, scoring):
+    cb, X, _ = scoring
+    row = X[:1]
+    benchmark(cb.predict, row, prediction_type="RawFormulaVal", thread_count=1)
+
+
+@pytest.mark.benchmark(group="predict: one row, 1 thread")
+def test_predict_one_row_pyfeat(benchmark, scoring):
+    cb, X, path = scoring
+    model = pyfeat.Model(path, threads=1)
+    row = X[:1]
+    assert model.predict(row)[0] == cb.predict(row, prediction_type="RawFormulaVal")[0]
+    benchmark(model.predict, row)
+
+
+def _rank_python(cb, req):
+    X = reference.compute(req.user_blob, req.item_blobs, req.candidates)
+    scores = cb.predict(X, prediction_type="RawFormulaVal")
+    order = np.argsort(-scores, kind="stable")
+    return order, scores[order]
+
+
+@pytest.mark.benchmark(group="rank: one 3000-item request (decode, features, score, order)")
+def test_rank_python_reference(benchmark, scoring, request3000):
+    cb, _, _ = scoring
+    benchmark(_rank_python, cb, request3000)
+
+
+@pytest.mark.benchmark(group="rank: one 3000-item request (decode, features, score, order)")
+def test_rank_pyfeat(benchmark, scoring, request3000):
+    cb, _, path = scoring
+    req = request3000
+    ranker = pyfeat.Ranker(path)
+    order, scores = ranker.rank(req.user_blob, req.item_blobs, req.candidates)
+    want_order, want_scores = _rank_python(cb, req)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-9)
+    assert np.array_equal(order, want_order)
+    benchmark(ranker.rank, req.user_blob, req.item_blobs, req.candidates)

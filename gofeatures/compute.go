@@ -7,7 +7,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // Candidates holds the candidate metadata, parallel to the items. A nil
@@ -46,8 +45,7 @@ type Request struct {
 	contactItems   map[int64]struct{}
 	contactSellers map[int64]struct{}
 	favorites      map[int64]struct{}
-	queryTokens    map[string]struct{}
-	lastQuery      map[string]struct{}
+	queryTokens    map[string]uint8 // token -> inAnyQuery | inNewestQuery
 	medianPrice    float64
 	nViews         float64
 }
@@ -141,7 +139,7 @@ func prepare(u *User) *Request {
 			cs.meanLog, cs.stdLog = meanStdLog(cs.prices)
 			cs.prices = nil
 		}
-		row[fUserLogViews] = float32(math.Log1p(r.nViews))
+		row[fUserLogViews] = float32(log1p(r.nViews))
 		row[fUserViews24h] = float32(views24h)
 		row[fUserCategoriesViewed] = float32(len(r.cats))
 		if len(u.Views) > 0 {
@@ -156,7 +154,7 @@ func prepare(u *User) *Request {
 		}
 	}
 	row[fUserMedianViewPrice] = float32(r.medianPrice)
-	row[fUserLogMedianViewPrice] = float32(math.Log1p(r.medianPrice))
+	row[fUserLogMedianViewPrice] = float32(log1p(r.medianPrice))
 
 	if u.HasContacts {
 		r.contactItems = make(map[int64]struct{}, len(u.Contacts))
@@ -165,7 +163,7 @@ func prepare(u *User) *Request {
 			r.contactItems[c.ItemID] = struct{}{}
 			r.contactSellers[c.SellerID] = struct{}{}
 		}
-		row[fUserLogContacts] = float32(math.Log1p(float64(len(u.Contacts))))
+		row[fUserLogContacts] = float32(log1p(float64(len(u.Contacts))))
 	} else {
 		row[fUserLogContacts] = float32(nan)
 	}
@@ -179,16 +177,15 @@ func prepare(u *User) *Request {
 		row[fUserFavorites] = float32(nan)
 	}
 	if u.HasQueries {
-		r.queryTokens = make(map[string]struct{})
-		r.lastQuery = make(map[string]struct{})
+		r.queryTokens = make(map[string]uint8)
 		var t tokenizer
 		for qi, q := range u.Queries {
 			t.split(q)
 			for i := 0; i < t.n(); i++ {
 				tok := string(t.token(i))
-				r.queryTokens[tok] = struct{}{}
+				r.queryTokens[tok] |= inAnyQuery
 				if qi == 0 {
-					r.lastQuery[tok] = struct{}{}
+					r.queryTokens[tok] |= inNewestQuery
 				}
 			}
 		}
@@ -220,12 +217,12 @@ func meanStdLog(xs []float64) (float64, float64) {
 	n := float64(len(xs))
 	s := 0.0
 	for _, x := range xs {
-		s += math.Log1p(x)
+		s += log1p(x)
 	}
 	mean := s / n
 	ss := 0.0
 	for _, x := range xs {
-		d := math.Log1p(x) - mean
+		d := log1p(x) - mean
 		ss += d * d
 	}
 	return mean, math.Sqrt(ss / n)
@@ -251,6 +248,17 @@ func haversineKm(lat1, lon1, lat2, lon2 float64) float64 {
 	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(a)))
 }
 
+// log1p is math.Log1p, faster: for x >= 1e-4, log(1+x) is within ~1e-12
+// relative of log1p(x) (1+x rounds by at most half an ulp, which the log
+// divides by x), far below float32 resolution, and math.Log is
+// assembly-backed while math.Log1p is not. Most arguments here are counts.
+func log1p(x float64) float64 {
+	if x >= 1e-4 {
+		return math.Log(1 + x)
+	}
+	return math.Log1p(x)
+}
+
 func smoothed(events, exposures, prior, strength float64) float64 {
 	return (events + prior*strength) / (exposures + strength)
 }
@@ -270,6 +278,11 @@ func lookupFlag[V any](m map[int64]V, k int64) float32 {
 	return flag(ok)
 }
 
+const (
+	inAnyQuery    = 1
+	inNewestQuery = 2
+)
+
 // worker holds one goroutine's scratch space, reused across items.
 type worker struct {
 	item Item
@@ -286,9 +299,9 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 
 	// item
 	out[fItemPrice] = float32(it.Price)
-	out[fItemLogPrice] = float32(math.Log1p(it.Price))
+	out[fItemLogPrice] = float32(log1p(it.Price))
 	out[fItemIsFree] = flag(it.Price == 0)
-	out[fItemLogOldPrice] = float32(math.Log1p(it.OldPrice))
+	out[fItemLogOldPrice] = float32(log1p(it.OldPrice))
 	if it.OldPrice > 0 {
 		out[fItemPriceDrop] = float32((it.OldPrice - it.Price) / it.OldPrice)
 	} else {
@@ -296,7 +309,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	age := math.Max(r.now-float64(it.CreatedAt), 0) / 3600
 	out[fItemAgeHours] = float32(age)
-	out[fItemLogAgeHours] = float32(math.Log1p(age))
+	out[fItemLogAgeHours] = float32(log1p(age))
 	out[fItemFreshness] = float32(math.Exp(-age / freshnessHours))
 	if it.HasUpdatedAt {
 		out[fItemHoursSinceUpdate] = float32(math.Max(r.now-float64(it.UpdatedAt), 0) / 3600)
@@ -305,9 +318,9 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	out[fItemPhotos] = float32(it.Photos)
 	out[fItemHasVideo] = float32(it.HasVideo)
-	out[fItemLogDescriptionLen] = float32(math.Log1p(it.DescriptionLen))
-	out[fItemTitleChars] = float32(utf8.RuneCount(it.Title))
+	out[fItemLogDescriptionLen] = float32(log1p(it.DescriptionLen))
 	w.tok.split(it.Title)
+	out[fItemTitleChars] = float32(w.tok.runes)
 	out[fItemTitleTokens] = float32(w.tok.n())
 	out[fItemCategory] = float32(it.Category)
 	out[fItemSubcategory] = float32(it.Subcategory)
@@ -320,15 +333,15 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	out[fItemDelivery] = float32(it.Delivery)
 	out[fItemSellerRating] = float32(it.SellerRating)
-	out[fItemSellerLogReviews] = float32(math.Log1p(it.SellerReviews))
+	out[fItemSellerLogReviews] = float32(log1p(it.SellerReviews))
 	out[fItemSellerBayesRating] = float32((it.SellerRating*it.SellerReviews + sellerRatingPrior*sellerStrength) / (it.SellerReviews + sellerStrength))
-	out[fItemSellerLogActiveItems] = float32(math.Log1p(it.SellerActiveItems))
+	out[fItemSellerLogActiveItems] = float32(log1p(it.SellerActiveItems))
 	out[fItemSellerIsCompany] = float32(it.SellerIsCompany)
-	out[fItemLogImpressions7d] = float32(math.Log1p(it.Impressions7d))
-	out[fItemLogViews7d] = float32(math.Log1p(it.Views7d))
-	out[fItemLogContacts7d] = float32(math.Log1p(it.Contacts7d))
-	out[fItemLogFavorites7d] = float32(math.Log1p(it.Favorites7d))
-	out[fItemLogViewsTotal] = float32(math.Log1p(it.ViewsTotal))
+	out[fItemLogImpressions7d] = float32(log1p(it.Impressions7d))
+	out[fItemLogViews7d] = float32(log1p(it.Views7d))
+	out[fItemLogContacts7d] = float32(log1p(it.Contacts7d))
+	out[fItemLogFavorites7d] = float32(log1p(it.Favorites7d))
+	out[fItemLogViewsTotal] = float32(log1p(it.ViewsTotal))
 	out[fItemCTR7d] = float32(smoothed(it.Views7d, it.Impressions7d, ctrPrior, ctrStrength))
 	out[fItemContactRate7d] = float32(smoothed(it.Contacts7d, it.Views7d, contactPrior, contactStrength))
 	out[fItemFavoriteRate7d] = float32(smoothed(it.Favorites7d, it.Views7d, favoritePrior, favoriteStrength))
@@ -348,7 +361,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	if c != nil && c.Rank != nil {
 		rank := float64(c.Rank[pos])
 		out[fSrcRank] = float32(rank)
-		out[fSrcLogRank] = float32(math.Log1p(rank))
+		out[fSrcLogRank] = float32(log1p(rank))
 		out[fSrcReciprocalRank] = float32(1 / (rank + 1))
 	} else {
 		out[fSrcRank] = float32(nan)
@@ -376,7 +389,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	dist := haversineKm(u.Lat, u.Lon, it.Lat, it.Lon) // NaN if any is absent
 	out[fUXDistanceKm] = float32(dist)
-	out[fUXLogDistanceKm] = float32(math.Log1p(dist))
+	out[fUXLogDistanceKm] = float32(log1p(dist))
 	if u.HasRegion {
 		out[fUXSameRegion] = flag(u.Region == it.Region)
 	} else {
@@ -398,7 +411,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 			} else {
 				out[fUXPriceRatioCatMedian] = float32(nan)
 			}
-			out[fUXLogPriceZCat] = float32((math.Log1p(it.Price) - cs.meanLog) / (cs.stdLog + zScoreEpsilon))
+			out[fUXLogPriceZCat] = float32((log1p(it.Price) - cs.meanLog) / (cs.stdLog + zScoreEpsilon))
 		} else {
 			out[fUXCatViews] = 0
 			out[fUXCatViewShare] = 0
@@ -473,10 +486,11 @@ func (w *worker) queryMatches(r *Request) (distinct, hits int, last bool) {
 			continue
 		}
 		distinct++
-		if _, ok := r.queryTokens[string(tok)]; ok {
+		f := r.queryTokens[string(tok)]
+		if f&inAnyQuery != 0 {
 			hits++
 		}
-		if _, ok := r.lastQuery[string(tok)]; ok {
+		if f&inNewestQuery != 0 {
 			last = true
 		}
 	}

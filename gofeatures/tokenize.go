@@ -15,15 +15,18 @@ import (
 // tokenizer splits text into lowercase tokens, reusing its buffers across
 // calls so that a worker tokenizes thousands of titles without allocating.
 type tokenizer struct {
-	buf  []byte // the tokens' bytes, back to back
-	ends []int  // end offset of each token in buf
+	buf   []byte // the tokens' bytes, back to back
+	ends  []int  // end offset of each token in buf
+	runes int    // characters in the text split last
 }
 
 func (t *tokenizer) split(s []byte) {
 	t.buf = t.buf[:0]
 	t.ends = t.ends[:0]
+	t.runes = 0
 	in := false
 	for i := 0; i < len(s); {
+		t.runes++
 		c := s[i]
 		if c < utf8.RuneSelf {
 			i++
