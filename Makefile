@@ -47,6 +47,7 @@ test-go:
 	@# A short coverage-guided run of each decoder fuzz target; `make fuzz` runs long.
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(SHORT_FUZZTIME) ./catboost_bridge
 
 test-py: lib
 	$(PY) -m pytest -q tests
@@ -55,6 +56,7 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost_bridge
 
 # Micro benchmarks (pytest-benchmark), then the service benchmark.
 bench: lib bench-micro

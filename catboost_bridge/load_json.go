@@ -395,12 +395,7 @@ func parseScaleAndBias(raw json.RawMessage) (float64, []float64, error) {
 	}
 	var bias []float64
 	if err := json.Unmarshal(parts[1], &bias); err != nil {
-		// Older exports wrote a single number.
-		var b float64
-		if json.Unmarshal(parts[1], &b) != nil {
-			return 0, nil, fmt.Errorf("bias: %w", err)
-		}
-		bias = []float64{b}
+		return 0, nil, fmt.Errorf("bias: %w", err)
 	}
 	return scale, bias, nil
 }

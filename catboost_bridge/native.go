@@ -44,8 +44,10 @@ type NativeModel struct {
 // slots: slot j holds min(max(bin-127j, 0), 127), and a split on border k
 // tests slot k/127 against k%127.
 type quantizer struct {
-	column   int
-	nanValue float32 // NaN (AsIs: every comparison false), -Inf or +Inf
+	column int
+	// nanValue replaces NaN: -Inf for AsFalse, and for AsIs too, since
+	// both NaN and -Inf make every "value > border" false; +Inf for AsTrue.
+	nanValue float32
 	borders  []float32
 	slot     int // first slot
 	slots    int // number of slots
@@ -53,9 +55,8 @@ type quantizer struct {
 
 // split is one split of an oblivious tree, ready for leafIndexes.
 type split struct {
-	off   int32  // slot * blockWords: where the slot's bins are in a block
-	shift uint8  // brings a byte's high bit to bit k%8 of that byte
-	c     uint64 // threshold+1 in every byte
+	off int32  // slot * blockWords: where the slot's bins are in a block
+	d   uint64 // 127-threshold in every byte
 }
 
 // tree is one oblivious tree. Split k sets bit k of the leaf index; lo holds
@@ -324,77 +325,99 @@ func countBelow(borders []float32, vals []float32, counts []int32) {
 func (m *NativeModel) evalTrees(bins, lo, hi []uint64, sums []float64) {
 	for ti := range m.trees {
 		t := &m.trees[ti]
-		leafIndexes(lo, bins, t.lo)
-		if len(t.hi) > 0 {
-			leafIndexes(hi, bins, t.hi)
+		leafIndexes(lo, bins, t.lo, highBits)
+		loShift := uint(8 - len(t.lo)) // 8 for depth 0: mask 0, leaf 0
+		if len(t.hi) == 0 {
+			if m.dims == 1 {
+				gather1(lo, loShift, t.leaves, sums)
+			} else {
+				gatherMulti(lo, loShift, nil, 0, t.leaves, sums, m.dims)
+			}
+			continue
 		}
-		switch {
-		case len(t.hi) == 0 && m.dims == 1:
-			gather1(lo, t.leaves, sums)
-		case len(t.hi) == 0:
-			gatherMulti(lo, nil, t.leaves, sums, m.dims)
-		default:
-			gatherMulti(lo, hi, t.leaves, sums, m.dims)
-		}
+		leafIndexes(hi, bins, t.hi, highBits)
+		gatherMulti(lo, loShift, hi, uint(8-len(t.hi)), t.leaves, sums, m.dims)
 	}
 }
 
-// leafIndexes sets each byte of dst to the leaf index bits that splits
-// give the row of that byte. For a 7-bit bin b and c = threshold+1 in
-// 1..127, (b|0x80)-c never borrows from the next byte and has its high bit
-// set exactly when b > threshold; the shift moves that bit to the split's
-// place.
+// leafIndexes computes, in each byte of dst, the leaf index bits that
+// splits give the row of that byte; split k lands at bit 8-len(splits)+k,
+// so the caller shifts the byte down by 8-len(splits).
 //
-// It is kept out of line: inlined into evalTrees, the compiler spills the
-// loop counter to the stack.
+// A split is "bin > threshold". Bins have 7 bits, so adding 127-threshold
+// (at most 127) to a byte never carries into the next one, and sets the
+// byte's high bit exactly when bin > threshold. Each further split shifts
+// the bits gathered so far down by one; at most 8 splits keep them inside
+// their byte.
+//
+// high is always highBits. Passing it, and keeping the function out of
+// line, keeps it in a register: as a constant in the loop the compiler
+// rematerializes it and spills another register to make room.
 //
 //go:noinline
-func leafIndexes(dst, bins []uint64, splits []split) {
+func leafIndexes(dst, bins []uint64, splits []split, high uint64) {
 	if len(splits) == 0 {
 		clear(dst)
 		return
 	}
 	sp := splits[0]
 	col := bins[sp.off:][:len(dst)]
-	c, s := sp.c, uint(sp.shift)&63
+	d := sp.d
 	for w, x := range col {
-		dst[w] = ((x | highBits) - c) & highBits >> s
+		dst[w] = (x + d) & high
 	}
-	for _, sp := range splits[1:] {
+	rest := splits[1:]
+	// Two splits per pass where possible: half the loads and stores of dst.
+	for ; len(rest) >= 2; rest = rest[2:] {
+		colA := bins[rest[0].off:][:len(dst)]
+		colB := bins[rest[1].off:][:len(dst)]
+		da, db := rest[0].d, rest[1].d
+		for w := range dst {
+			dst[w] = dst[w]>>2 | (colA[w]+da)&high>>1 | (colB[w]+db)&high
+		}
+	}
+	for _, sp := range rest {
 		col := bins[sp.off:][:len(dst)]
-		c, s := sp.c, uint(sp.shift)&63
+		d := sp.d
 		for w, x := range col {
-			dst[w] |= ((x | highBits) - c) & highBits >> s
+			dst[w] = dst[w]>>1 | (x+d)&high
 		}
 	}
 }
 
 // gather1 adds the leaf value of each of 8*len(idx) rows, for trees of depth
-// at most 8 and one dimension.
-func gather1(idx []uint64, leaves, sums []float64) {
+// at most 8 and one dimension; shift is leafIndexes' 8-depth.
+func gather1(idx []uint64, shift uint, leaves, sums []float64) {
+	mask := uint64(0xff) >> shift
+	// With len(leaves) == mask+1 visible, the compiler drops the bounds
+	// checks of leaves[x&mask].
+	leaves = leaves[:mask+1]
 	for w, word := range idx {
+		word >>= shift
 		s := sums[w*8 : w*8+8]
-		s[0] += leaves[word&0xff]
-		s[1] += leaves[word>>8&0xff]
-		s[2] += leaves[word>>16&0xff]
-		s[3] += leaves[word>>24&0xff]
-		s[4] += leaves[word>>32&0xff]
-		s[5] += leaves[word>>40&0xff]
-		s[6] += leaves[word>>48&0xff]
-		s[7] += leaves[word>>56]
+		s[0] += leaves[word&mask]
+		s[1] += leaves[word>>8&mask]
+		s[2] += leaves[word>>16&mask]
+		s[3] += leaves[word>>24&mask]
+		s[4] += leaves[word>>32&mask]
+		s[5] += leaves[word>>40&mask]
+		s[6] += leaves[word>>48&mask]
+		s[7] += leaves[word>>56&mask]
 	}
 }
 
 // gatherMulti is gather1 for several dimensions and, when hi is not nil,
-// trees deeper than 8.
-func gatherMulti(lo, hi []uint64, leaves, sums []float64, dims int) {
+// trees deeper than 8, whose splits 8 and up are in hi.
+func gatherMulti(lo []uint64, loShift uint, hi []uint64, hiShift uint, leaves, sums []float64, dims int) {
+	loMask, hiMask := uint64(0xff)>>loShift, uint64(0xff)>>hiShift
 	for w, word := range lo {
+		word >>= loShift
 		var high uint64
 		if hi != nil {
-			high = hi[w]
+			high = hi[w] >> hiShift
 		}
 		for i := range 8 {
-			leaf := int(word>>(8*i)&0xff) | int(high>>(8*i)&0xff)<<8
+			leaf := int(word>>(8*i)&loMask) | int(high>>(8*i)&hiMask)<<8
 			row := sums[(w*8+i)*dims : (w*8+i+1)*dims]
 			lv := leaves[leaf*dims : (leaf+1)*dims]
 			for j := range row {
@@ -439,12 +462,8 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 			slot:    m.numSlots,
 			slots:   (len(used[f]) + binMax - 1) / binMax,
 		}
-		switch features[f].nan {
-		case nanAsIs:
-			q.nanValue = float32(math.NaN())
-		case nanAsFalse:
-			q.nanValue = float32(math.Inf(-1))
-		case nanAsTrue:
+		q.nanValue = float32(math.Inf(-1))
+		if features[f].nan == nanAsTrue {
 			q.nanValue = float32(math.Inf(1))
 		}
 		m.numSlots += q.slots
@@ -465,14 +484,13 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 	m.trees = make([]tree, len(trees))
 	for t := range trees {
 		s0, l0 := len(allSplits), len(allLeaves)
-		for k, s := range splits[t] {
+		for _, s := range splits[t] {
 			q := &m.quant[quantOf[s.feature]]
 			threshold, _ := slices.BinarySearch(q.borders, s.border)
 			slot := q.slot + threshold/binMax
 			allSplits = append(allSplits, split{
-				off:   int32(slot * blockWords),
-				shift: uint8(7 - k%8),
-				c:     uint64(threshold%binMax+1) * lowBytes,
+				off: int32(slot * blockWords),
+				d:   uint64(binMax-threshold%binMax) * lowBytes,
 			})
 		}
 		allLeaves = append(allLeaves, trees[t].LeafValues...)

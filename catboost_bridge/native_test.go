@@ -287,6 +287,7 @@ func TestRefusesMalformed(t *testing.T) {
 		{"bias length", mutate(t, `[0.125]`, `[0.125, 1]`), "scale_and_bias: 2 bias values for 1 model dimensions"},
 		{"scale_and_bias shape", mutate(t, `[2, [0.125]]`, `[2]`), "scale_and_bias"},
 		{"scale wrong type", mutate(t, `[2, [0.125]]`, `["2", [0.125]]`), "scale_and_bias: scale"},
+		{"bias not a list", mutate(t, `[2, [0.125]]`, `[2, 0.125]`), "scale_and_bias: bias"},
 		{"model_info not object", mutate(t, `"model_info": {"pyfeat_spec_hash": "abc", "params": {"b": [1, 2.5], "a": "x"}}`, `"model_info": 3`), "model_info"},
 		{"features_info not object", `{"features_info": [1], "oblivious_trees": []}`, "features_info: json: cannot unmarshal array"},
 		{"huge integer", mutate(t, `"split_index": 2`, `"split_index": 1e400`), "oblivious_trees[0]"},
