@@ -75,29 +75,20 @@ func baseUser() kv {
 	return kv{{"user_id", int64(1)}, {"now", int64(1_767_225_600)}}
 }
 
+// with returns a copy of r with key k set to v (replaced in place, or
+// appended); a nil v encodes MessagePack nil.
 func with(r kv, k string, v any) kv {
-	out := kv{}
-	replaced := false
-	for _, e := range r {
-		if e.K == k {
-			if v != nil || true {
-				out = append(out, struct {
-					K string
-					V any
-				}{k, v})
-			}
-			replaced = true
-			continue
+	out := append(kv{}, r...)
+	for i := range out {
+		if out[i].K == k {
+			out[i].V = v
+			return out
 		}
-		out = append(out, e)
 	}
-	if !replaced {
-		out = append(out, struct {
-			K string
-			V any
-		}{k, v})
-	}
-	return out
+	return append(out, struct {
+		K string
+		V any
+	}{k, v})
 }
 
 func without(r kv, k string) kv {

@@ -103,6 +103,14 @@ func goBytes(p *C.uint8_t, n C.int64_t) []byte {
 //export pf_abi_version
 func pf_abi_version() C.int32_t { return abiVersion }
 
+//export pf_selftest_panic
+func pf_selftest_panic(st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	var m map[string]int
+	m["boom"] = 1 // a real runtime panic (assignment to a nil map), not a panic() call
+	return C.PF_OK
+}
+
 //export pf_num_features
 func pf_num_features() C.int32_t { return gofeatures.NumFeatures }
 

@@ -34,6 +34,11 @@ typedef struct pf_status {
 /* pf_abi_version: bumped whenever a signature below changes. */
 int32_t pf_abi_version(void);
 
+/* pf_selftest_panic: panics inside Go on purpose; the recovery turns it
+ * into PF_INTERNAL_ERROR. The test suite calls it to prove that a Go panic
+ * becomes a Python exception, not a dead process. */
+int32_t pf_selftest_panic(pf_status* st);
+
 /* pf_num_features: columns of the feature matrix. */
 int32_t pf_num_features(void);
 
