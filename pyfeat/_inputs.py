@@ -124,7 +124,7 @@ def candidate_arrays(candidates: Any, n: int) -> CandidateArrays:
             f"candidates has unknown keys {unknown}; expected some of {list(CANDIDATE_KEYS)}",
             key=f"candidates.{unknown[0]}",
         )
-    out = {}
+    out: dict[str, np.ndarray | None] = {}
     for name in CANDIDATE_KEYS:
         value = candidates.get(name)
         if value is None:

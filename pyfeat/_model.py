@@ -36,6 +36,8 @@ class RankResult(tuple):
     clicks and contacts to the request.
     """
 
+    request_id: Any
+
     def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None) -> "RankResult":
         self = super().__new__(cls, (order, scores))
         self.request_id = request_id

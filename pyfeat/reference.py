@@ -200,7 +200,7 @@ class _UserState:
             self.n_views = len(views)
             views_24h = 0
             prices = []
-            last_ts = None
+            last_ts: Any = None
             for item_id, ts, cat, subcat, price, seller in views:
                 self.item_views[item_id] = self.item_views.get(item_id, 0) + 1
                 self.subcat_views[subcat] = self.subcat_views.get(subcat, 0) + 1
@@ -343,7 +343,7 @@ def _item_row(s: _UserState, item: dict, pos: int, candidates: Mapping[str, Any]
     f["ux_interest_subcat"] = NAN if s.sub_interests is None else s.sub_interests.get(subcat, 0.0)
 
     ulat, ulon, ilat, ilon = u.get("lat"), u.get("lon"), item.get("lat"), item.get("lon")
-    if None in (ulat, ulon, ilat, ilon):
+    if ulat is None or ulon is None or ilat is None or ilon is None:
         dist = NAN
     else:
         dist = _haversine_km(float(ulat), float(ulon), float(ilat), float(ilon))
