@@ -15,7 +15,7 @@ export CGO_ENABLED := 1
 
 LIB_DIR := pyfeat/_lib
 LIB := $(LIB_DIR)/libgofeatures.so
-GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h' -o -name '*.c' 2>/dev/null) go.mod go.sum
+GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h' -o -name '*.c' -o -name '*.s' 2>/dev/null) go.mod go.sum
 
 FUZZTIME ?= 60s
 SHORT_FUZZTIME ?= 5s

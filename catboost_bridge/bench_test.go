@@ -65,6 +65,9 @@ func BenchmarkPredictRawCatboostModel(b *testing.B) {
 	benchPredict(b, m, x, n)
 }
 
+// benchPredict times PredictRaw on the n rows of x at 1 and 2 threads, then
+// on one row at a time, then with the pure-Go evaluator where the AVX2
+// kernels would run (sub-benchmarks ending in /go).
 func benchPredict(b *testing.B, m *NativeModel, x []float32, n int) {
 	out := make([]float64, n*m.Dimensions())
 	for _, threads := range []int{1, 2} {
@@ -76,6 +79,28 @@ func benchPredict(b *testing.B, m *NativeModel, x []float32, n int) {
 			}
 		})
 	}
+	b.Run(fmt.Sprintf("rows=1/trees=%d/threads=1", m.NumTrees()), func(b *testing.B) {
+		nf, i := m.NumFeatures(), 0
+		for b.Loop() {
+			if err := m.PredictRaw(x[i*nf:(i+1)*nf], 1, out[:m.Dimensions()], 1); err != nil {
+				b.Fatal(err)
+			}
+			i = (i + 1) % n
+		}
+	})
+	if !vecAvailable() {
+		return
+	}
+	saved := useAVX2
+	defer func() { useAVX2 = saved }()
+	useAVX2 = false
+	b.Run(fmt.Sprintf("rows=%d/trees=%d/threads=1/go", n, m.NumTrees()), func(b *testing.B) {
+		for b.Loop() {
+			if err := m.PredictRaw(x, n, out, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkLoadJSON times loading benchModel's JSON (about 2.8 MB).

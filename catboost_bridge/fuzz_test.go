@@ -11,7 +11,8 @@ import (
 
 // FuzzLoadJSON checks that no input makes LoadJSON panic, and that any model
 // it accepts can be evaluated without panicking: validation must leave no
-// leaf index or feature column out of range.
+// leaf index or feature column out of range. Where the AVX2 kernels run,
+// they must agree with the pure-Go evaluator bit for bit.
 func FuzzLoadJSON(f *testing.F) {
 	f.Add([]byte(tinyModel))
 	f.Add([]byte(`{"oblivious_trees": [], "scale_and_bias": [1, [0, 0]]}`))
@@ -38,9 +39,14 @@ func FuzzLoadJSON(f *testing.F) {
 		for i := range x {
 			x[i] = []float32{float32(math.NaN()), 0, float32(math.Inf(1)), -1e30}[i%4]
 		}
-		out := make([]float64, n*m.Dimensions())
-		if err := m.PredictRaw(x, n, out, 1); err != nil {
-			t.Fatal(err)
+		out := predictPath(t, m, x, n, 1, false)
+		if vecAvailable() {
+			vec := predictPath(t, m, x, n, 1, true)
+			for i := range out {
+				if math.Float64bits(out[i]) != math.Float64bits(vec[i]) {
+					t.Fatalf("output %d: %v with AVX2, %v in Go", i, vec[i], out[i])
+				}
+			}
 		}
 		_ = m.FeatureNames()
 		_ = m.Metadata()

@@ -79,7 +79,9 @@ func readFloat64s(t testing.TB, path string) []float64 {
 // TestGolden requires bit-identical agreement with catboost's own
 // RawFormulaVal on models it trained, for every thread count and for row
 // counts that end inside a block.
-func TestGolden(t *testing.T) {
+func TestGolden(t *testing.T) { forEachPath(t, testGolden) }
+
+func testGolden(t *testing.T) {
 	manifest := readGoldenManifest(t)
 	for _, c := range manifest.Cases {
 		t.Run(c.Name, func(t *testing.T) {

@@ -9,12 +9,14 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 var _ Model = (*NativeModel)(nil)
 
 // NativeModel is a CatBoost model of oblivious trees over float features,
-// evaluated in pure Go from its JSON export (see LoadJSON). It reproduces
+// evaluated from its JSON export (see LoadJSON) in Go, with AVX2 assembly
+// kernels where the CPU has them (see native_vec.go). It reproduces
 // CatBoost's RawFormulaVal bit for bit. It is immutable once loaded and safe
 // for concurrent PredictRaw calls from many goroutines.
 type NativeModel struct {
@@ -29,6 +31,10 @@ type NativeModel struct {
 	quant    []quantizer
 	numSlots int
 	trees    []tree
+	leaves   []float64 // every tree's leaves, tree after tree
+	// vec is the trees' layout for the AVX2 kernel, nil when the model
+	// does not fit it; the pure-Go evaluator then runs the trees.
+	vec *vecModel
 
 	scratch sync.Pool // *scratch, so that repeated calls do not allocate
 	closed  atomic.Bool
@@ -51,6 +57,12 @@ type quantizer struct {
 	borders  []float32
 	slot     int // first slot
 	slots    int // number of slots
+	// table is the borders' search table for quantizeColumn, of shape
+	// tableShapes[shape] (see fillTable); nil, with shape -1, when the
+	// borders fit no shape. nanMax is the count for NaN.
+	table  []float32
+	shape  int
+	nanMax int
 }
 
 // split is one split of an oblivious tree, ready for leafIndexes.
@@ -83,6 +95,13 @@ type scratch struct {
 	counts []int32
 	lo, hi []uint64 // leaf index bytes, [blockWords]
 	sums   []float64
+
+	// For the AVX2 path: bins as bytes (row i of a slot is byte i, as in
+	// bins on a little-endian machine), the leaf indexes of a chunk of
+	// trees, and the byte counts of a feature spread over several slots.
+	binBytes []byte
+	idx      []byte // [chunkTrees][blockSize]
+	counts8  []byte
 }
 
 // NumFeatures is the number of float features (columns) a row must have.
@@ -135,6 +154,7 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	if n == 0 {
 		return nil
 	}
+	vec := useAVX2
 	blocks := (n + blockSize - 1) / blockSize
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -143,7 +163,7 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	if workers <= 1 {
 		s := m.getScratch()
 		for b := range blocks {
-			m.predictBlock(x, n, b, out, s)
+			m.predictBlock(x, n, b, out, s, vec)
 		}
 		m.scratch.Put(s)
 		return nil
@@ -162,7 +182,7 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 				if b >= blocks {
 					break
 				}
-				m.predictBlock(x, n, b, out, s)
+				m.predictBlock(x, n, b, out, s, vec)
 			}
 			m.scratch.Put(s)
 		}()
@@ -175,7 +195,7 @@ func (m *NativeModel) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{
+	s := &scratch{
 		bins:   make([]uint64, m.numSlots*blockWords),
 		vals:   make([]float32, blockSize),
 		counts: make([]int32, blockSize),
@@ -183,19 +203,44 @@ func (m *NativeModel) getScratch() *scratch {
 		hi:     make([]uint64, blockWords),
 		sums:   make([]float64, blockSize*m.dims),
 	}
+	if canAVX2 {
+		s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
+		s.idx = make([]byte, chunkTrees*blockSize)
+		s.counts8 = make([]byte, blockSize)
+	}
+	return s
 }
 
-// predictBlock evaluates rows [b*blockSize, min((b+1)*blockSize, n)).
-func (m *NativeModel) predictBlock(x []float32, n, b int, out []float64, s *scratch) {
+// predictBlock evaluates rows [b*blockSize, min((b+1)*blockSize, n)),
+// with the AVX2 kernels when vec is set.
+func (m *NativeModel) predictBlock(x []float32, n, b int, out []float64, s *scratch, vec bool) {
 	start := b * blockSize
 	nb := min(blockSize, n-start)
-	// Trees run over whole words of 8 rows; rows past nb in the last word
-	// are evaluated for nothing, which is cheaper than special-casing them.
-	nw := (nb + 7) / 8
-	m.quantize(x[start*m.numFeatures:(start+nb)*m.numFeatures], nb, s.bins, s.vals, s.counts)
-	sums := s.sums[:nw*8*m.dims]
-	clear(sums)
-	m.evalTrees(s.bins, s.lo[:nw], s.hi[:nw], sums)
+	rows := x[start*m.numFeatures : (start+nb)*m.numFeatures]
+	var sums []float64
+	switch {
+	case vec && m.vec != nil:
+		m.quantizeVec(rows, nb, s)
+		// The kernel runs groups of 16 rows; rows past nb in the last
+		// group are evaluated for nothing on stale bins.
+		groups := (nb + 15) / 16
+		sums = s.sums[:groups*16]
+		clear(sums)
+		m.evalVec(s, sums, groups)
+	default:
+		if vec {
+			m.quantizeVec(rows, nb, s)
+		} else {
+			m.quantize(rows, nb, s.bins, s.vals, s.counts)
+		}
+		// Trees run over whole words of 8 rows; rows past nb in the last
+		// word are evaluated for nothing, which is cheaper than
+		// special-casing them.
+		nw := (nb + 7) / 8
+		sums = s.sums[:nw*8*m.dims]
+		clear(sums)
+		m.evalTrees(s.bins, s.lo[:nw], s.hi[:nw], sums)
+	}
 	dst := out[start*m.dims : (start+nb)*m.dims]
 	for i := 0; i < len(dst); i += m.dims {
 		for j, bias := range m.bias {
@@ -502,6 +547,11 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 		if len(ts) > 8 {
 			m.trees[t].hi = ts[8:]
 		}
+	}
+	m.leaves = allLeaves
+	if canAVX2 {
+		m.vec = buildVec(m.trees, m.leaves, m.dims, m.numSlots)
+		buildTables(m.quant)
 	}
 	return nil
 }

@@ -56,7 +56,9 @@ func predict(t *testing.T, m *NativeModel, x []float32, threads int) []float64 {
 	return out
 }
 
-func TestTinyModelExact(t *testing.T) {
+func TestTinyModelExact(t *testing.T) { forEachPath(t, testTinyModelExact) }
+
+func testTinyModelExact(t *testing.T) {
 	m := mustLoad(t, tinyModel)
 	if m.NumFeatures() != 2 || m.Dimensions() != 1 || m.NumTrees() != 2 {
 		t.Fatalf("shape %d features, %d dims, %d trees", m.NumFeatures(), m.Dimensions(), m.NumTrees())
@@ -90,7 +92,9 @@ func TestTinyModelExact(t *testing.T) {
 	}
 }
 
-func TestNaNTreatments(t *testing.T) {
+func TestNaNTreatments(t *testing.T) { forEachPath(t, testNaNTreatments) }
+
+func testNaNTreatments(t *testing.T) {
 	// One depth-1 tree per feature, all at border 0; leaf value 2^f on the
 	// true side, so the sum's bits tell which splits held.
 	js := `{"features_info": {"float_features": [
@@ -130,7 +134,9 @@ func TestNaNTreatments(t *testing.T) {
 	}
 }
 
-func TestMultiDimensional(t *testing.T) {
+func TestMultiDimensional(t *testing.T) { forEachPath(t, testMultiDimensional) }
+
+func testMultiDimensional(t *testing.T) {
 	js := `{"features_info": {"float_features": [
 	  {"borders": [0], "feature_index": 0, "flat_feature_index": 0, "nan_value_treatment": "AsIs"}]},
 	 "oblivious_trees": [
@@ -152,7 +158,9 @@ func TestMultiDimensional(t *testing.T) {
 	}
 }
 
-func TestNoTrees(t *testing.T) {
+func TestNoTrees(t *testing.T) { forEachPath(t, testNoTrees) }
+
+func testNoTrees(t *testing.T) {
 	m := mustLoad(t, `{"oblivious_trees": [], "scale_and_bias": [3, [1.5, 2.5]]}`)
 	if m.NumFeatures() != 0 || m.Dimensions() != 2 {
 		t.Fatalf("shape %d features, %d dims", m.NumFeatures(), m.Dimensions())
@@ -421,7 +429,9 @@ func TestCountBelow(t *testing.T) {
 // TestAgainstReference compares the quantized evaluator with the plain
 // definition on random models: every depth 0..8, up to 3 dimensions, narrow
 // and wide (over 255 borders) bins, every NaN treatment, scale and bias.
-func TestAgainstReference(t *testing.T) {
+func TestAgainstReference(t *testing.T) { forEachPath(t, testAgainstReference) }
+
+func testAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for iter := range 40 {
 		maxBorders := 20
@@ -457,7 +467,9 @@ func TestAgainstReference(t *testing.T) {
 
 // TestConcurrentPredict shares one model between goroutines that each use
 // several threads; run with -race.
-func TestConcurrentPredict(t *testing.T) {
+func TestConcurrentPredict(t *testing.T) { forEachPath(t, testConcurrentPredict) }
+
+func testConcurrentPredict(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	sm := randomSynthModel(rng, 10, 50, 6, 2, 300)
 	m, err := LoadJSON(sm.json())
@@ -494,7 +506,9 @@ func TestConcurrentPredict(t *testing.T) {
 
 // TestDeepTrees covers trees deeper than 8, whose leaf index needs a second
 // byte per row.
-func TestDeepTrees(t *testing.T) {
+func TestDeepTrees(t *testing.T) { forEachPath(t, testDeepTrees) }
+
+func testDeepTrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, c := range []struct{ depth, dims int }{{9, 1}, {12, 2}, {16, 1}} {
 		sm := randomSynthModel(rng, 6, 3, c.depth, c.dims, 300)
@@ -520,7 +534,9 @@ func TestDeepTrees(t *testing.T) {
 // tree per border with leaves [0, 1], so a row's prediction is the number
 // of borders below its value: around multiples of 127 the bin moves from
 // one 7-bit slot to the next.
-func TestManyBorders(t *testing.T) {
+func TestManyBorders(t *testing.T) { forEachPath(t, testManyBorders) }
+
+func testManyBorders(t *testing.T) {
 	for _, n := range []int{1, 126, 127, 128, 253, 254, 255, 381, 1000} {
 		sm := &synthModel{dims: 1, scale: 1, bias: []float64{0}}
 		f := synthFeature{nan: "AsTrue"}
