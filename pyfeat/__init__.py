@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
+from .requestlog import LoggedRequest, LogFormatError, RequestLog, RequestLogWarning, iter_requests
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,11 @@ __all__ = [
     "Ranker",
     "RankResult",
     "SPEC_HASH_KEY",
+    "RequestLog",
+    "iter_requests",
+    "LoggedRequest",
+    "LogFormatError",
+    "RequestLogWarning",
     "FeatureInfo",
     "feature_catalogue",
     "feature_names",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -28,18 +30,142 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from .dataset import build_dataset
+
+    stats = build_dataset(
+        args.requests,
+        args.out,
+        args.events,
+        workers=args.workers,
+        threads=args.threads,
+        on_corrupt="skip" if args.skip_corrupt else "error",
+        progress=not args.no_progress,
+        echo=lambda s: print(f"pyfeat dataset: {s}", file=sys.stderr),
+    )
+    print(
+        f"wrote {stats.out}: {stats.rows} rows of {stats.requests} requests "
+        f"({stats.positives} with a click or contact) in {stats.seconds:.1f} s, "
+        f"{stats.rows_per_second:,.0f} rows/s with {stats.workers or 'no'} worker process(es)"
+    )
+    if args.events is not None:
+        print(
+            f"events: {stats.events} (request, item) pairs, {stats.events_matched} joined, "
+            f"{stats.events_unknown_request} for requests not in the logs, "
+            f"{stats.events_unknown_item} for items not among the candidates"
+        )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train_model
+
+    train_model(
+        args.data,
+        args.out,
+        iterations=args.iterations,
+        learning_rate=args.learning_rate,
+        depth=args.depth,
+        loss=args.loss,
+        valid_fraction=args.valid_fraction,
+        negatives=args.negatives,
+        seed=args.seed,
+        threads=args.threads,
+        verbose=args.verbose,
+        top=args.top,
+    )
+    return 0
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _non_negative_int(s: str) -> int:
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyfeat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("features", help="list the feature catalogue")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser(
+        "dataset",
+        help="replay request logs into a Parquet training file",
+        description="Replay request logs (pyfeat.RequestLog) through the feature library, join the labels "
+        "from an events CSV (request_id,item_id,event with event click or contact; label 0 none, 1 click, "
+        "2 contact) and write Parquet: request_id, item_id, label and one float32 column per feature.",
+    )
+    p.add_argument("--requests", nargs="+", required=True, metavar="LOG", help="request log files, in time order")
+    p.add_argument("--events", metavar="EVENTS.csv", help="events CSV; without it every label is 0")
+    p.add_argument("--out", required=True, metavar="OUT.parquet", help="the Parquet file to write")
+    p.add_argument("--workers", type=_non_negative_int, default=None,
+                   help="worker processes (default: one per core; 0: in this process)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="feature threads per worker")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip corrupt records before the end of a log (warned and counted) instead of stopping")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser(
+        "train",
+        help="train a CatBoost ranking model on a dataset",
+        description="Train a CatBoost ranking model (one group per request) on the earliest requests of the "
+        "data, report NDCG@10 on the latest ones against the candidate generators' order, and save "
+        "OUT.cbm and OUT.json with the feature names and spec hash in the model metadata.",
+    )
+    p.add_argument("--data", nargs="+", required=True, metavar="DATA.parquet", help="files from `pyfeat dataset`")
+    p.add_argument("--out", required=True, metavar="MODEL.cbm", help="the model (its JSON export goes next to it)")
+    p.add_argument("--iterations", type=_positive_int, default=300)
+    p.add_argument("--learning-rate", type=float, default=None, help="default: CatBoost's choice")
+    p.add_argument("--depth", type=_positive_int, default=6)
+    p.add_argument("--loss", default="YetiRank", help="a CatBoost ranking loss (default YetiRank)")
+    p.add_argument("--valid-fraction", type=float, default=0.2,
+                   help="share of the requests, the latest, held out for the report (default 0.2)")
+    p.add_argument("--negatives", type=_non_negative_int, default=None, metavar="N",
+                   help="keep at most N items without a click per training request (faster; default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None, help="CatBoost threads (default: every core)")
+    p.add_argument("--verbose", type=_non_negative_int, default=0, metavar="N",
+                   help="print CatBoost's progress every N iterations")
+    p.add_argument("--top", type=_non_negative_int, default=20, help="features listed by importance")
+    p.set_defaults(func=_cmd_train)
     return parser
+
+
+def _warning_printer(command: str) -> Any:
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"pyfeat {command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from .errors import PyfeatError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _warning_printer(args.command)
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print(f"pyfeat {args.command}: interrupted; no output written", file=sys.stderr)
+            return 130
+        except (PyfeatError, OSError, ValueError) as e:
+            # Expected failures (bad input files, a foreign model, a full
+            # disk): one line, no traceback.
+            print(f"pyfeat {args.command}: error: {e}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,144 @@
+"""The four ways a feed service ranks one request's candidates.
+
+Each mode is an object with ``await start()``, ``await rank(user_blob,
+item_blobs, candidates, k) -> (order, scores)`` (indices into the
+candidates, best first, and their raw scores) and ``close()``. The service
+(`app.py`) is the same for every mode: only this step differs.
+
+- python:     pyfeat.reference features + catboost predict, in the request
+              process, on the event loop (what the service did before).
+- python+ppe: the same work in a ProcessPoolExecutor of PPE_WORKERS spawn
+              workers; each request is split into one chunk of items per
+              worker (the usual way such services cut latency), the chunks'
+              inputs (user blob, item blobs, candidate arrays) and scores
+              are pickled across; the main process merges the scores.
+- pyfeat:     pyfeat.Ranker.arank: decoding, features and scoring in one
+              Go call on every core, GIL released, off the event loop.
+- cpp:        the C++/pybind11 peer's features (every core) + catboost
+              predict, off the event loop in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import numpy as np
+
+from . import common
+
+
+class PythonMode:
+    name = "python"
+
+    def __init__(self, model_cbm: str, model_json: str) -> None:
+        self.model_cbm = model_cbm
+
+    async def start(self) -> None:
+        from pyfeat import reference
+
+        self.reference = reference
+        self.model = common.load_catboost(self.model_cbm)
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        # Blocking, on the loop: pure-Python work holds the GIL anyway.
+        X = self.reference.compute(user_blob, item_blobs, candidates)
+        s = self.model.predict(X, prediction_type="RawFormulaVal")
+        order = common.top_k(s, k)
+        return order, s[order]
+
+    def close(self) -> None:
+        pass
+
+
+class PpeMode:
+    name = "python+ppe"
+
+    def __init__(self, model_cbm: str, model_json: str, workers: int = common.PPE_WORKERS) -> None:
+        self.model_cbm = model_cbm
+        self.workers = workers
+        self.pool = None
+
+    async def start(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from . import ppe_worker
+
+        self._worker = ppe_worker
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=ppe_worker.init, initargs=(self.model_cbm,),
+        )
+        loop = asyncio.get_running_loop()
+        # Start every worker now (the pool spawns them on demand): a request
+        # never pays for a worker's start-up.
+        for _ in range(20):
+            pids = await asyncio.gather(*[loop.run_in_executor(self.pool, ppe_worker.ping, 0.3)
+                                          for _ in range(self.workers)])
+            if len(set(pids)) == self.workers:
+                break
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        loop = asyncio.get_running_loop()
+        n = len(item_blobs)
+        bounds = np.linspace(0, n, self.workers + 1).astype(int)
+        futs = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            chunk = {key: v[a:b] for key, v in candidates.items()}
+            futs.append(loop.run_in_executor(self.pool, self._worker.score_chunk, user_blob, item_blobs[a:b], chunk))
+        s = np.concatenate(await asyncio.gather(*futs))
+        order = common.top_k(s, k)
+        return order, s[order]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class PyfeatMode:
+    name = "pyfeat"
+
+    def __init__(self, model_cbm: str, model_json: str) -> None:
+        self.model_json = model_json
+
+    async def start(self) -> None:
+        import pyfeat
+
+        self.ranker = pyfeat.Ranker(self.model_json)  # threads=None: every core
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        return await self.ranker.arank(user_blob, item_blobs, candidates, top_k=k)
+
+    def close(self) -> None:
+        self.ranker.close()
+
+
+class CppMode:
+    name = "cpp"
+
+    def __init__(self, model_cbm: str, model_json: str) -> None:
+        self.model_cbm = model_cbm
+
+    async def start(self) -> None:
+        peer, why = common.import_cpp_peer(build=False)
+        if peer is None:
+            raise RuntimeError(why)
+        self.peer = peer
+        self.model = common.load_catboost(self.model_cbm)
+
+    def _rank(self, user_blob, item_blobs, candidates, k):
+        X = common.cpp_compute(self.peer, user_blob, item_blobs, candidates, threads=0)
+        s = self.model.predict(X, prediction_type="RawFormulaVal")
+        order = common.top_k(s, k)
+        return order, s[order]
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self._rank, user_blob, item_blobs, candidates, k))
+
+    def close(self) -> None:
+        pass
+
+
+MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, CppMode)}

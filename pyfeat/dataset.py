@@ -1,0 +1,710 @@
+"""Training data: replay request logs through the feature library and join
+the labels that came later (``pyfeat dataset``).
+
+Output
+------
+One Parquet file, one row per (request, candidate item), rows in log order
+(the rows of a request are consecutive)::
+
+    request_id  string   the id the request was logged under (UUIDv7: time-ordered)
+    item_id     int64    the item record's ``id``
+    label       int8     0 no event, 1 click, 2 contact (the strongest event of the pair)
+    <feature>   float32  one column per ``pyfeat.feature_names()`` entry, in that order
+
+File metadata (``pyarrow.parquet.read_schema(path).metadata``):
+``pyfeat_spec_hash`` (``pyfeat.spec_hash()``), ``pyfeat_feature_names`` (JSON
+list), ``pyfeat_label`` (the label definition). Features are computed by the
+same library call as serving, so they are bit-identical to the served ones.
+
+Events file
+-----------
+CSV with a header line and at least the columns ``request_id`` (the id
+returned by ``RequestLog.append`` / ``RankResult.request_id``), ``item_id``
+(int) and ``event`` (``click`` or ``contact``); other columns (a timestamp,
+...) are ignored. A pair's label is its strongest event: contact 2 > click
+1 > nothing 0; repeated events count once. Without an events file every label
+is 0. Events whose request id is not in the logs (the events of other log
+files, say) or whose item was not among the request's candidates are
+counted and reported in a warning, never dropped silently.
+
+Resources
+---------
+The log is streamed: the parent walks the record headers and hands out
+batches of record locations to worker processes (started with "spawn": the
+Go runtime does not survive fork), which read, check, decode and replay them;
+at most ``2 * workers`` batches are in flight and rows are written to Parquet
+one row group at a time, so memory does not grow with the log. The events are
+held in memory, compactly (once parsed, ~9 bytes per (request, item) pair
+and 36 per request id). Output goes to a temporary file in the output's
+directory, renamed over the output only when complete: a failure never
+leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .errors import InputError, PyfeatError
+from .requestlog import (
+    LogFormatError,
+    PayloadChecksumError,
+    ReadStats,
+    RecordRef,
+    RequestLogWarning,
+    read_record,
+    scan_log,
+)
+
+__all__ = [
+    "build_dataset",
+    "publish",
+    "read_metadata",
+    "DatasetStats",
+    "DatasetError",
+    "DatasetWarning",
+    "Events",
+    "read_events",
+    "LABELS",
+    "LABEL_DEFINITION",
+    "FEATURE_NAMES_KEY",
+    "SPEC_HASH_KEY",
+    "LABEL_KEY",
+]
+
+LABELS = {"click": 1, "contact": 2}
+LABEL_DEFINITION = "0 no event, 1 click, 2 contact (strongest event of the (request_id, item_id) pair)"
+SPEC_HASH_KEY = "pyfeat_spec_hash"
+FEATURE_NAMES_KEY = "pyfeat_feature_names"
+LABEL_KEY = "pyfeat_label"
+ID_COLUMNS = ("request_id", "item_id", "label")
+_ID_LEN = 36  # canonical UUID string
+
+# A batch of records sent to a worker: big enough to amortise the IPC, small
+# enough to keep several batches in flight within a few tens of MB.
+BATCH_BYTES = 4 << 20
+ROW_GROUP_ROWS = 64 * 1024
+
+
+class DatasetError(PyfeatError, ValueError):
+    """The dataset cannot be built (a missing or empty log, a bad events
+    file, ...); no output was written."""
+
+
+class DatasetWarning(UserWarning):
+    """Something in the inputs was skipped or did not match (counted)."""
+
+
+@dataclass
+class DatasetStats:
+    """What ``build_dataset`` did."""
+
+    out: str = ""
+    requests: int = 0  # requests written
+    rows: int = 0
+    positives: int = 0  # rows with label > 0
+    failed_requests: int = 0  # logged requests the library rejects (InputError): skipped
+    log_bytes: int = 0
+    events: int = 0  # distinct (request, item) pairs in the events file
+    events_matched: int = 0
+    events_unknown_request: int = 0
+    unknown_request_ids: int = 0
+    events_unknown_item: int = 0
+    tail_bytes_skipped: int = 0
+    corrupt_records: int = 0
+    corrupt_bytes_skipped: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+# ---------------------------------------------------------------------- events
+
+
+class Events:
+    """Labels of (request_id, item_id) pairs, held as sorted numpy arrays.
+
+    ``rids`` are the distinct request ids (sorted, fixed 36-byte strings);
+    the pairs of request ``k`` are ``items[start[k]:start[k+1]]`` (sorted)
+    with ``labels`` alongside.
+    """
+
+    def __init__(self, rids: np.ndarray, start: np.ndarray, items: np.ndarray, labels: np.ndarray,
+                 malformed: int = 0, path: str = "") -> None:
+        self.rids = rids
+        self.start = start
+        self.items = items
+        self.labels = labels
+        self.matched = np.zeros(len(rids), dtype=bool)
+        self.pairs_matched = 0
+        self.malformed = malformed  # events whose request id cannot be a pyfeat id
+        self.path = path
+
+    @classmethod
+    def empty(cls) -> "Events":
+        return cls(np.empty(0, dtype=f"S{_ID_LEN}"), np.zeros(1, dtype=np.int64),
+                   np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.items) + self.malformed
+
+    def labels_for(self, request_id: str, item_ids: np.ndarray) -> np.ndarray:
+        """int8 labels of ``item_ids`` in request ``request_id`` (0 without an event)."""
+        out = np.zeros(len(item_ids), dtype=np.int8)
+        if len(self.rids) == 0:
+            return out
+        key = request_id.encode("ascii")
+        k = int(np.searchsorted(self.rids, key))
+        if k >= len(self.rids) or self.rids[k] != key:
+            return out
+        lo, hi = int(self.start[k]), int(self.start[k + 1])
+        ev_items, ev_labels = self.items[lo:hi], self.labels[lo:hi]
+        pos = np.searchsorted(ev_items, item_ids).clip(0, hi - lo - 1)
+        hit = ev_items[pos] == item_ids
+        out[hit] = ev_labels[pos[hit]]
+        if not self.matched[k]:
+            self.matched[k] = True
+            self.pairs_matched += int(np.isin(ev_items, item_ids[hit]).sum())
+        return out
+
+    def unmatched(self) -> tuple[int, int, list[str]]:
+        """(pairs of unknown requests, unknown request ids, a few examples)."""
+        miss = ~self.matched
+        counts = np.diff(self.start)
+        examples = [r.decode("ascii", "replace") for r in self.rids[miss][:3]]
+        return int(counts[miss].sum()) + self.malformed, int(miss.sum()) + (1 if self.malformed else 0), examples
+
+
+def read_events(path: str | os.PathLike[str]) -> Events:
+    """Load an events CSV (see the module docstring). Raises DatasetError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    path = str(path)
+    if not os.path.exists(path):
+        raise DatasetError(f"events file not found: {path}")
+    if os.path.isdir(path):
+        raise DatasetError(f"events file is a directory: {path}")
+    try:
+        with open(path, "rb") as fh:
+            header = fh.readline().decode("utf-8", "replace").strip().lstrip("\ufeff")
+    except OSError as e:
+        raise DatasetError(f"cannot read events file {path}: {e}") from e
+    cols = [c.strip() for c in header.split(",")]
+    missing = [c for c in ("request_id", "item_id", "event") if c not in cols]
+    if missing:
+        raise DatasetError(
+            f"events file {path}: the header line must name the columns request_id,item_id,event "
+            f"(missing: {', '.join(missing)}; found: {header[:200]!r})"
+        )
+    try:
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={"request_id": pa.string(), "item_id": pa.int64(), "event": pa.string()},
+                include_columns=["request_id", "item_id", "event"],
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        where = _first_bad_line(path)
+        raise DatasetError(f"events file {path}: {where or e}") from e
+    if table.num_rows == 0:
+        return Events.empty()
+    item = table.column("item_id").combine_chunks()
+    if item.null_count:
+        row = int(pc.index(pc.is_null(item), True).as_py())
+        raise DatasetError(f"events file {path}: line {row + 2}: item_id is empty")
+    event = table.column("event").combine_chunks()
+    label = np.zeros(len(event), dtype=np.int8)
+    for name, value in LABELS.items():
+        label[pc.equal(event, name).to_numpy(zero_copy_only=False)] = value
+    if not label.all():
+        row = int(np.flatnonzero(label == 0)[0])
+        raise DatasetError(
+            f"events file {path}: line {row + 2}: event {event[row].as_py()!r} is not one of {sorted(LABELS)}"
+        )
+    rid = table.column("request_id").combine_chunks()
+    ok = pc.equal(pc.binary_length(rid), _ID_LEN).to_numpy(zero_copy_only=False)
+    malformed = int((~ok).sum())
+    if malformed:
+        keep = pa.array(ok)
+        rid, item, label = rid.filter(keep), item.filter(keep), label[ok]
+    fixed = pc.cast(rid, pa.binary(_ID_LEN))
+    rid_np = np.frombuffer(fixed.buffers()[1], dtype=f"S{_ID_LEN}", count=len(fixed), offset=fixed.offset * _ID_LEN)
+    item_np = item.to_numpy()
+    del table, event, rid, fixed
+    uniq, code = np.unique(rid_np, return_inverse=True)
+    order = np.lexsort((-label.astype(np.int16), item_np, code))
+    code, item_np, label = code[order], item_np[order], label[order]
+    # First of each (request, item) pair after sorting by label descending:
+    # the strongest event.
+    first = np.ones(len(code), dtype=bool)
+    first[1:] = (code[1:] != code[:-1]) | (item_np[1:] != item_np[:-1])
+    code, item_np, label = code[first], item_np[first], label[first]
+    start = np.searchsorted(code, np.arange(len(uniq) + 1))
+    return Events(uniq, start.astype(np.int64), np.ascontiguousarray(item_np), np.ascontiguousarray(label),
+                  malformed, path)
+
+
+def _first_bad_line(path: str) -> str:
+    """Where a CSV that pyarrow refused goes wrong (only on the error path)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = [c.strip().lstrip("\ufeff") for c in next(reader, [])]
+        try:
+            col = header.index("item_id")
+        except ValueError:
+            return ""
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                return f"line {lineno}: {len(row)} fields, the header has {len(header)}"
+            try:
+                int(row[col])
+            except ValueError:
+                return f"line {lineno}: item_id {row[col]!r} is not an integer"
+    return ""
+
+
+# ---------------------------------------------------------------------- worker
+
+_engine: Any = None
+
+
+def _worker_init(threads: int | None) -> None:
+    global _engine
+    from ._engine import FeatureEngine
+
+    _engine = FeatureEngine(threads=threads)
+
+
+_INT_FORMATS = (  # MessagePack int tags: (tag, payload bytes, big-endian dtype)
+    (0xCC, 1, ">u1"), (0xCD, 2, ">u2"), (0xCE, 4, ">u4"), (0xCF, 8, ">u8"),
+    (0xD0, 1, ">i1"), (0xD1, 2, ">i2"), (0xD2, 4, ">i4"), (0xD3, 8, ">i8"),
+)
+
+
+def item_ids(blob: bytes, offsets: np.ndarray) -> np.ndarray:
+    """The ``id`` of every item record in ``blob`` (int64), for records the
+    feature library has accepted (so each is a map with an int64 ``id``).
+
+    Fully decoding 3000 records per request in Python costs several times
+    the feature computation, so the common case is read in place. Every
+    encoding of the key "id" is a header ending in its length byte (0xa2 for
+    a fixstr, 0x02 for the longer string and binary headers) followed by the
+    bytes ``id`` and then the value. In a record where ``id`` follows such a
+    byte exactly once, that occurrence is the key, and an int value right
+    after it is the id. Any other record (nested maps, several candidates, an
+    unusual value encoding) is decoded in full.
+    """
+    n = len(offsets) - 1
+    ids = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return ids
+    arr = np.frombuffer(blob, dtype=np.uint8)
+    pos = np.flatnonzero((arr[1:-1] == 0x69) & (arr[2:] == 0x64)) + 1  # b"id" not at byte 0
+    before = arr[pos - 1]
+    pos = pos[(before == 0xA2) | (before == 0x02)]
+    item = np.searchsorted(offsets, pos, "right") - 1
+    count = np.bincount(item, minlength=n)
+    single = (count[item] == 1) & (pos - 1 >= offsets[item])
+    cand_item = item[single]
+    vpos = pos[single] + 2
+    ok = vpos < offsets[cand_item + 1]
+    cand_item, vpos = cand_item[ok], vpos[ok]
+    tag = arr[vpos]
+    done = np.zeros(n, dtype=bool)
+    m = tag < 0x80  # positive fixint
+    ids[cand_item[m]] = tag[m]
+    done[cand_item[m]] = True
+    m = tag >= 0xE0  # negative fixint
+    ids[cand_item[m]] = tag[m].astype(np.int64) - 256
+    done[cand_item[m]] = True
+    for code, size, dtype in _INT_FORMATS:
+        m = tag == code
+        if not m.any():
+            continue
+        start = vpos[m] + 1
+        fits = start + size <= offsets[cand_item[m] + 1]
+        raw = arr[start[fits, None] + np.arange(size)]
+        ids[cand_item[m][fits]] = np.ascontiguousarray(raw).view(dtype).reshape(-1).astype(np.int64)
+        done[cand_item[m][fits]] = True
+    rest = np.flatnonzero(~done)
+    if len(rest):
+        o = offsets.tolist()
+        for i in rest.tolist():
+            rec = msgpack.unpackb(blob[o[i] : o[i + 1]], raw=True, strict_map_key=False)
+            ids[i] = int(rec[b"id"])
+    return ids
+
+
+def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
+    """Replay some records of one log (runs in a worker process).
+
+    Returns one tuple per record: ``("ok", request_id, item_ids int64,
+    features float32 (n, n_features))``, ``("crc", message)`` for a payload
+    that fails its checksum, or ``("input", request_id, message)`` for a
+    request the library rejects.
+    """
+    from ._engine import compute_prepared
+
+    if _engine is None:
+        _worker_init(None)
+    out: list[tuple[Any, ...]] = []
+    with open(path, "rb") as f:
+        for ref in refs:
+            try:
+                rec = read_record(f, ref)
+            except PayloadChecksumError as e:
+                out.append(("crc", str(e)))
+                continue
+            try:
+                X = compute_prepared(rec.prepared(), _engine._threads, None, _engine.n_features)
+            except InputError as e:
+                out.append(("input", rec.request_id, str(e)))
+                continue
+            out.append(("ok", rec.request_id, item_ids(rec.items.blob, rec.items.offsets), X))
+    return out
+
+
+# --------------------------------------------------------------------- builder
+
+
+def _batches(paths: Sequence[str], on_corrupt: str, stats: ReadStats) -> Iterator[tuple[str, list[RecordRef]]]:
+    for path in paths:
+        batch: list[RecordRef] = []
+        size = 0
+        for ref in scan_log(path, on_corrupt=on_corrupt, stats=stats):
+            batch.append(ref)
+            size += ref.length
+            if size >= BATCH_BYTES:
+                yield path, batch
+                batch, size = [], 0
+        if batch:
+            yield path, batch
+
+
+def _check_inputs(logs: Sequence[str | os.PathLike[str]], out: Path) -> list[str]:
+    if not logs:
+        raise DatasetError("no request log given")
+    paths = []
+    seen = set()
+    for p in logs:
+        p = str(p)
+        if not os.path.exists(p):
+            raise DatasetError(f"request log not found: {p}")
+        if os.path.isdir(p):
+            raise DatasetError(f"request log is a directory: {p}")
+        real = os.path.realpath(p)
+        if real in seen:
+            raise DatasetError(f"request log given twice: {p}")
+        if real == os.path.realpath(out):
+            raise DatasetError(f"the output {out} is one of the request logs")
+        seen.add(real)
+        paths.append(p)
+    if not out.parent.is_dir():
+        raise DatasetError(f"output directory does not exist: {out.parent}")
+    return paths
+
+
+def _schema(names: list[str], spec: str) -> Any:
+    import pyarrow as pa
+
+    fields = [pa.field("request_id", pa.string(), nullable=False), pa.field("item_id", pa.int64(), nullable=False),
+              pa.field("label", pa.int8(), nullable=False)]
+    fields += [pa.field(n, pa.float32()) for n in names]
+    meta = {SPEC_HASH_KEY: spec, FEATURE_NAMES_KEY: json.dumps(names), LABEL_KEY: LABEL_DEFINITION}
+    return pa.schema(fields, metadata=meta)
+
+
+class _Writer:
+    """Rows to a Parquet temp file, one row group at a time."""
+
+    def __init__(self, tmp: Path, schema: Any, row_group_rows: int) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", compression_level=1)
+        self.pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending_rows = 0
+
+    def add(self, request_id: str, item_ids: np.ndarray, labels: np.ndarray, X: np.ndarray) -> None:
+        self.pending.append((request_id, item_ids, labels, X))
+        self.pending_rows += len(item_ids)
+        if self.pending_rows >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.pending:
+            return
+        n = self.pending_rows
+        rid_idx = np.repeat(np.arange(len(self.pending), dtype=np.int32), [len(p[1]) for p in self.pending])
+        # Dictionary-encoded in memory as in the file: one string per request.
+        rid = pa.DictionaryArray.from_arrays(pa.array(rid_idx), pa.array([p[0] for p in self.pending])).cast(pa.string())
+        cols = [rid, pa.array(np.concatenate([p[1] for p in self.pending])),
+                pa.array(np.concatenate([p[2] for p in self.pending]))]
+        # Column by column from the per-request matrices: one copy of the
+        # row group, not two.
+        n_features = self.pending[0][3].shape[1]
+        cols += [pa.array(np.concatenate([p[3][:, j] for p in self.pending])) for j in range(n_features)]
+        self.pending, self.pending_rows = [], 0
+        self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema), row_group_size=max(n, 1))
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def build_dataset(
+    logs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    events: str | os.PathLike[str] | None = None,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    on_corrupt: str = "error",
+    row_group_rows: int = ROW_GROUP_ROWS,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> DatasetStats:
+    """Replay request logs into a Parquet training file (see the module docstring).
+
+    Args:
+        logs: request log paths, replayed in this order.
+        out: the Parquet file to write (replaced only when complete).
+        events: the events CSV; ``None``: every label is 0.
+        workers: worker processes (spawned); ``None``: one per core; ``0``
+            replays in this process (for small logs and tests).
+        threads: feature threads per worker; ``None``: the cores shared
+            among the workers.
+        on_corrupt: ``"error"`` (default) stops at a corrupt record before
+            the end of a log; ``"skip"`` skips it with a warning (counted).
+            A torn or damaged tail is always skipped with a warning.
+        row_group_rows: rows per Parquet row group (memory per group:
+            ~330 bytes a row).
+        progress: show a progress bar (log bytes) on stderr.
+        echo: where to print the one-line notes (default: nowhere).
+
+    Returns:
+        A :class:`DatasetStats`.
+
+    Raises:
+        DatasetError: a missing log or events file, no request in the logs.
+        LogFormatError: a file that is not a request log, or (with
+            ``on_corrupt="error"``) a corrupt record, with file and offset.
+    """
+    from ._engine import feature_names, spec_hash
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    paths = _check_inputs(logs, out)
+    if on_corrupt not in ("error", "skip"):
+        raise ValueError(f"on_corrupt must be 'error' or 'skip', got {on_corrupt!r}")
+    stats = DatasetStats(out=str(out))
+    if events is None:
+        ev = Events.empty()
+        stats.notes.append("no events file: every label is 0")
+    else:
+        ev = read_events(events)
+    stats.events = ev.n_pairs
+    names = feature_names()
+    n_cpu = os.cpu_count() or 1
+    n_workers = n_cpu if workers is None else int(workers)
+    if n_workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if threads is None:
+        threads = max(1, n_cpu // max(n_workers, 1)) if n_workers else None
+    stats.workers = n_workers
+    stats.log_bytes = sum(os.path.getsize(p) for p in paths)
+    read_stats = ReadStats()
+
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer: _Writer | None = None
+    pool: ProcessPoolExecutor | None = None
+    bar = None
+    first_input_error = ""
+    try:
+        writer = _Writer(tmp, _schema(names, spec_hash()), row_group_rows)
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=stats.log_bytes, unit="B", unit_scale=True, desc="pyfeat dataset",
+                       mininterval=0.5, leave=True, dynamic_ncols=True)
+
+        def consume(path: str, refs: list[RecordRef], results: list[tuple[Any, ...]]) -> None:
+            nonlocal first_input_error
+            for ref, res in zip(refs, results):
+                kind = res[0]
+                if kind == "ok":
+                    _, rid, item_ids, X = res
+                    labels = ev.labels_for(rid, item_ids)
+                    writer.add(rid, item_ids, labels, X)
+                    stats.requests += 1
+                    stats.rows += len(item_ids)
+                    stats.positives += int(np.count_nonzero(labels))
+                elif kind == "crc":
+                    if ref.is_last:
+                        read_stats.tail_bytes_skipped += ref.end - ref.offset
+                        warnings.warn(f"{res[1]}: skipped it as a damaged tail ({ref.end - ref.offset} bytes)",
+                                      RequestLogWarning, 2)
+                    elif on_corrupt == "error":
+                        raise LogFormatError(res[1] + "; pass --skip-corrupt to skip it", ref.path, ref.offset)
+                    else:
+                        read_stats.corrupt_records += 1
+                        warnings.warn(f"{res[1]}: skipped", RequestLogWarning, 2)
+                else:
+                    stats.failed_requests += 1
+                    if not first_input_error:
+                        first_input_error = f"request {res[1]} ({ref.path} at byte offset {ref.offset}): {res[2]}"
+            if bar is not None:
+                bar.update(sum(r.end - r.offset for r in refs))
+                bar.set_postfix(requests=stats.requests, rows=stats.rows, refresh=False)
+
+        batches = _batches(paths, on_corrupt, read_stats)
+        if n_workers == 0:
+            _worker_init(threads)
+            for path, refs in batches:
+                consume(path, refs, replay_batch(path, refs))
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+            inflight: collections.deque[tuple[str, list[RecordRef], Future[Any]]] = collections.deque()
+            # Bounded submission: never more than 2 batches per worker exist
+            # at once, however long the log (Pool.imap would read it all).
+            limit = 2 * n_workers
+            for path, refs in batches:
+                inflight.append((path, refs, pool.submit(replay_batch, path, refs)))
+                while len(inflight) >= limit:
+                    p, r, fut = inflight.popleft()
+                    consume(p, r, fut.result())
+            while inflight:
+                p, r, fut = inflight.popleft()
+                consume(p, r, fut.result())
+            pool.shutdown(wait=True)
+            pool = None
+
+        if bar is not None:
+            bar.update(bar.total - bar.n)  # file headers and skipped bytes
+        stats.tail_bytes_skipped = read_stats.tail_bytes_skipped
+        stats.corrupt_records = read_stats.corrupt_records + read_stats.corrupt_regions
+        stats.corrupt_bytes_skipped = read_stats.corrupt_bytes_skipped
+        if stats.failed_requests:
+            warnings.warn(
+                f"skipped {stats.failed_requests} logged request(s) that the feature library rejects "
+                f"(they were not served either); first: {first_input_error}",
+                DatasetWarning, 2,
+            )
+        if stats.requests == 0:
+            what = "no request" if not stats.failed_requests else "no request that the library accepts"
+            raise DatasetError(f"{what} in {', '.join(paths)}: nothing to write")
+        stats.events_matched = ev.pairs_matched
+        stats.events_unknown_request, stats.unknown_request_ids, examples = ev.unmatched()
+        stats.events_unknown_item = ev.n_pairs - ev.malformed - stats.events_matched - (
+            stats.events_unknown_request - ev.malformed)
+        if stats.events_unknown_request:
+            warnings.warn(
+                f"{stats.events_unknown_request} of {ev.n_pairs} events refer to {stats.unknown_request_ids} "
+                f"request id(s) that are not in the logs (e.g. {', '.join(examples) or 'malformed ids'}); "
+                "they are not used",
+                DatasetWarning, 2,
+            )
+        if stats.events_unknown_item:
+            warnings.warn(
+                f"{stats.events_unknown_item} events name an item that was not among the request's candidates; "
+                "they are not used",
+                DatasetWarning, 2,
+            )
+        writer.close()
+        writer = None
+        publish(tmp, out)
+    except BaseException as e:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(pool)
+        if writer is not None:
+            try:
+                writer.writer.close()
+            except Exception:
+                pass
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        if isinstance(e, BrokenProcessPool):
+            raise DatasetError(f"a worker process died while replaying the logs ({e}); no output written") from e
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    stats.seconds = time.perf_counter() - t0
+    if echo is not None:
+        for note in stats.notes:
+            echo(note)
+    return stats
+
+
+def publish(tmp: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """Make a finished temporary file (from mkstemp, mode 0600) the output:
+    the usual permissions, synced to disk, renamed atomically."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # After an error or Ctrl-C, do not wait for batches already running.
+    procs = getattr(pool, "_processes", None) or {}
+    for p in list(procs.values()):
+        try:
+            p.terminate()
+        except Exception:
+            pass
+    for p in list(procs.values()):
+        try:
+            p.join(timeout=5)
+        except Exception:
+            pass
+
+
+def read_metadata(path: str | os.PathLike[str]) -> tuple[list[str], str]:
+    """(feature names, spec hash) recorded in a dataset file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(str(path)).metadata or {}
+    try:
+        names = json.loads(meta[FEATURE_NAMES_KEY.encode()])
+        spec = meta[SPEC_HASH_KEY.encode()].decode()
+    except KeyError as e:
+        raise DatasetError(f"{path}: not a pyfeat dataset (no {e.args[0].decode()} in the file metadata)") from None
+    return names, spec

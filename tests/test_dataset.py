@@ -1,0 +1,435 @@
+"""pyfeat dataset and pyfeat train: replay parity, labels, failures, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pyfeat
+from pyfeat import cli
+from pyfeat.dataset import DatasetError, DatasetWarning, build_dataset, read_events
+from pyfeat.requestlog import LogFormatError, RequestLog, RequestLogWarning, scan_log
+from pyfeat.synth import Marketplace
+from pyfeat.train import train_model
+
+NAMES = None
+N_CANDIDATES = 200
+
+
+def names():
+    global NAMES
+    if NAMES is None:
+        NAMES = pyfeat.feature_names()
+    return NAMES
+
+
+@pytest.fixture(scope="module")
+def world():
+    return Marketplace(11, n_items=3000, n_users=300)
+
+
+def write_events(path: Path, rows) -> None:
+    with open(path, "w") as f:
+        f.write("request_id,item_id,event\n")
+        for rid, item, event in rows:
+            f.write(f"{rid},{item},{event}\n")
+
+
+def feedback_events(world, req, rid):
+    clicks, contacts = world.feedback(req)
+    ids = req.item_ids
+    rows = [(rid, int(ids[j]), "click") for j in np.flatnonzero(clicks)]
+    rows += [(rid, int(ids[j]), "contact") for j in np.flatnonzero(contacts)]
+    return rows, (clicks.astype(np.int8) + contacts).astype(np.int8)
+
+
+def train_bootstrap(world, path: Path, n_requests: int = 8) -> Path:
+    """A first model on features computed directly (no log), JSON export."""
+    from catboost import CatBoost, Pool
+
+    engine = pyfeat.FeatureEngine()
+    X, y, g = [], [], []
+    for i in range(1000, 1000 + n_requests):
+        req = world.request(i, N_CANDIDATES)
+        X.append(engine.compute(req.user_blob, req.item_blobs, req.candidates))
+        c, k = world.feedback(req)
+        y.append(c + k)
+        g.append(np.full(len(req), i))
+    m = CatBoost(dict(loss_function="YetiRank", iterations=15, depth=4, verbose=False,
+                      allow_writing_files=False, random_seed=0))
+    m.fit(Pool(np.concatenate(X), np.concatenate(y), group_id=np.concatenate(g), feature_names=names()))
+    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
+    m.save_model(str(path), format="json")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(world, tmp_path_factory):
+    """24 requests served by a Ranker and logged, with what was served."""
+    d = tmp_path_factory.mktemp("served")
+    model = train_bootstrap(world, d / "bootstrap.json")
+    ranker = pyfeat.Ranker(model)
+    out = dict(dir=d, log=d / "requests.log", events=d / "events.csv", features={}, scores={}, labels={},
+               item_ids={}, order=[])
+    rows = []
+    with RequestLog(out["log"]) as log:
+        for i in range(24):
+            req = world.request(i, N_CANDIDATES)
+            feats = np.empty((len(req), len(names())), dtype=np.float32)
+            res = ranker.rank(req.user_blob, req.item_blobs, req.candidates, features_out=feats, log=log)
+            rid = res.request_id
+            per_item = np.empty(len(req))
+            per_item[res.order] = res.scores
+            out["features"][rid], out["scores"][rid] = feats, per_item
+            ev, out["labels"][rid] = feedback_events(world, req, rid)
+            out["item_ids"][rid] = req.item_ids
+            out["order"].append(rid)
+            rows += ev
+    write_events(out["events"], rows)
+    ranker.close()
+    return out
+
+
+def read_parquet(path):
+    t = pq.read_table(path)
+    X = np.column_stack([t.column(n).to_numpy() for n in names()]).astype(np.float32)
+    return t, X
+
+
+def rows_by_request(t):
+    rids = t.column("request_id").to_pylist()
+    bounds = [0] + [i for i in range(1, len(rids)) if rids[i] != rids[i - 1]] + [len(rids)]
+    return [(rids[a], a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def test_parity_served_features_and_scores(served, tmp_path):
+    """Done-when: logged requests replay to bit-identical features, and the
+    trained model scores the Parquet rows exactly as the Ranker serves."""
+    out = tmp_path / "train.parquet"
+    stats = build_dataset([served["log"]], out, served["events"], workers=2, progress=False)  # spawn workers
+    assert stats.requests == 24 and stats.rows == 24 * N_CANDIDATES and stats.workers == 2
+    assert stats.events_unknown_request == 0 and stats.events_unknown_item == 0
+    t, X = read_parquet(out)
+    meta = t.schema.metadata
+    assert meta[b"pyfeat_spec_hash"].decode() == pyfeat.spec_hash()
+    assert json.loads(meta[b"pyfeat_feature_names"]) == names()
+    assert t.column_names == ["request_id", "item_id", "label", *names()]
+    assert all(t.schema.field(n).type == pa.float32() for n in names())
+
+    groups = rows_by_request(t)
+    assert [g[0] for g in groups] == served["order"]  # log order
+    mismatches = 0
+    for rid, a, b in groups:
+        mismatches += int(np.count_nonzero(X[a:b].view(np.uint32) != served["features"][rid].view(np.uint32)))
+        assert np.array_equal(t.column("item_id").to_numpy()[a:b], served["item_ids"][rid])
+        assert np.array_equal(t.column("label").to_numpy()[a:b], served["labels"][rid])
+    assert mismatches == 0
+
+    # The model that served scores the replayed rows exactly as served.
+    with pyfeat.Ranker(served["dir"] / "bootstrap.json") as ranker:
+        got = ranker.predict(X)
+    want = np.concatenate([served["scores"][rid] for rid, _, _ in groups])
+    assert np.array_equal(got, want)
+
+    # A model trained on the Parquet serves the same scores as it predicts on it.
+    rep = train_model(out, tmp_path / "m.cbm", iterations=20, depth=4, echo=None, threads=2)
+    assert rep.train_requests + rep.valid_requests == 24
+    from catboost import CatBoost
+
+    cb = CatBoost()
+    cb.load_model(str(tmp_path / "m.cbm"))
+    with pyfeat.Ranker(tmp_path / "m.json") as ranker:
+        assert ranker.model.metadata[pyfeat.SPEC_HASH_KEY] == pyfeat.spec_hash()
+        assert np.array_equal(ranker.predict(X), cb.predict(X, prediction_type="RawFormulaVal"))
+        rid, a, b = groups[-1]
+        rec = next(r for r in pyfeat.iter_requests(served["log"]) if r.request_id == rid)
+        feats = np.empty((b - a, len(names())), dtype=np.float32)
+        order, scores = ranker.rank(rec.user, rec.item_blobs(), rec.candidate_dict(), features_out=feats)
+        assert feats.tobytes() == X[a:b].tobytes()
+        assert np.array_equal(scores, ranker.predict(X[a:b])[order])
+
+
+def test_in_process_replay_equals_workers(served, tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    build_dataset([served["log"]], a, served["events"], workers=0, progress=False)
+    build_dataset([served["log"]], b, served["events"], workers=1, progress=False)
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    for name in ta.column_names:
+        x, y = ta.column(name).to_numpy(), tb.column(name).to_numpy()
+        assert np.array_equal(x.view(np.uint32) if x.dtype == np.float32 else x,
+                              y.view(np.uint32) if y.dtype == np.float32 else y), name
+
+
+def test_row_groups_are_bounded(served, tmp_path, monkeypatch):
+    import pyfeat.dataset as ds
+
+    monkeypatch.setattr(ds, "BATCH_BYTES", 1)  # one record per batch
+    out = tmp_path / "o.parquet"
+    build_dataset([served["log"]], out, None, workers=0, progress=False, row_group_rows=500)
+    f = pq.ParquetFile(out)
+    assert f.metadata.num_rows == 24 * N_CANDIDATES
+    assert max(f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)) <= 500 + N_CANDIDATES
+
+
+def assert_no_output(directory: Path, out: Path) -> None:
+    assert not out.exists()
+    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_missing_events_file_is_an_error(served, tmp_path):
+    out = tmp_path / "o.parquet"
+    with pytest.raises(DatasetError, match="events file not found: .*nope.csv"):
+        build_dataset([served["log"]], out, tmp_path / "nope.csv", workers=0, progress=False)
+    assert_no_output(tmp_path, out)
+
+
+def test_no_events_file_means_label_zero(served, tmp_path):
+    out = tmp_path / "o.parquet"
+    stats = build_dataset([served["log"]], out, None, workers=0, progress=False)
+    assert stats.notes == ["no events file: every label is 0"]
+    assert pq.read_table(out, columns=["label"]).column("label").to_numpy().max() == 0
+
+
+def test_unknown_request_ids_and_items_are_counted(served, tmp_path):
+    rid = served["order"][0]
+    ev = tmp_path / "events.csv"
+    items = served["item_ids"][rid]
+    write_events(ev, [
+        (rid, int(items[3]), "click"),
+        (rid, int(items[3]), "contact"),  # the strongest event wins
+        (rid, int(items[4]), "contact"),  # a contact alone is a contact
+        (rid, int(items[4]), "contact"),  # repeats count once
+        (rid, 999_999_999, "click"),  # not a candidate of this request
+        ("01890000-0000-7000-8000-000000000000", 5, "click"),
+        ("01890000-0000-7000-8000-000000000000", 6, "click"),
+        ("req-42", 5, "contact"),  # not even a request id
+    ])
+    out = tmp_path / "o.parquet"
+    with pytest.warns(DatasetWarning) as rec:
+        stats = build_dataset([served["log"]], out, ev, workers=0, progress=False)
+    msgs = " | ".join(str(w.message) for w in rec)
+    assert "3 of 6 events refer to 2 request id(s) that are not in the logs" in msgs
+    assert "01890000-0000-7000-8000-000000000000" in msgs
+    assert "1 events name an item that was not among the request's candidates" in msgs
+    assert (stats.events, stats.events_matched, stats.events_unknown_item) == (6, 2, 1)
+    t = pq.read_table(out, columns=["request_id", "label"])
+    labels = t.column("label").to_numpy()[:N_CANDIDATES]
+    assert labels[3] == 2 and labels[4] == 2 and labels.sum() == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("request,item,kind\nx,1,click\n", "must name the columns request_id,item_id,event"),
+        ("request_id,item_id,event\nx,1,view\n", "line 2: event 'view' is not one of"),
+        ("request_id,item_id,event\nx,1,click\ny,,click\n", "line 3: item_id is empty"),
+        ("request_id,item_id,event\nx,abc,click\n", "line 2: item_id .abc. is not an integer"),
+        ("request_id,item_id,event\nx,1,click\nx,2\n", "line 3: 2 fields, the header has 3"),
+    ],
+)
+def test_bad_events_files(tmp_path, text, message):
+    (tmp_path / "e.csv").write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        read_events(tmp_path / "e.csv")
+
+
+def test_empty_log_is_an_error(tmp_path):
+    with RequestLog(tmp_path / "empty.log"):
+        pass
+    out = tmp_path / "o.parquet"
+    with pytest.raises(DatasetError, match="no request in .*empty.log"):
+        build_dataset([tmp_path / "empty.log"], out, workers=0, progress=False)
+    assert_no_output(tmp_path, out)
+
+
+def test_torn_tail_is_skipped_and_counted(served, tmp_path):
+    log = tmp_path / "torn.log"
+    data = served["log"].read_bytes()
+    log.write_bytes(data[:-100])
+    out = tmp_path / "o.parquet"
+    with pytest.warns(RequestLogWarning, match="torn tail"), pytest.warns(DatasetWarning, match="not in the logs"):
+        stats = build_dataset([log], out, served["events"], workers=0, progress=False)
+    assert stats.requests == 23 and stats.tail_bytes_skipped > 0
+    assert out.exists()
+
+
+def test_corrupt_tail_payload_is_skipped(served, tmp_path):
+    log = tmp_path / "bad.log"
+    data = bytearray(served["log"].read_bytes())
+    data[-50] ^= 0xFF  # inside the last record's payload: the checksum fails
+    log.write_bytes(bytes(data))
+    out = tmp_path / "o.parquet"
+    with pytest.warns(RequestLogWarning, match="damaged tail"):
+        for workers in (0, 1):
+            stats = build_dataset([log], out, None, workers=workers, progress=False)
+            assert stats.requests == 23
+
+
+def test_corruption_before_the_end_leaves_no_partial_output(served, tmp_path, monkeypatch):
+    import pyfeat.dataset as ds
+
+    monkeypatch.setattr(ds, "BATCH_BYTES", 1)  # rows are written before the damage is met
+    log = tmp_path / "bad.log"
+    data = bytearray(served["log"].read_bytes())
+    refs = list(scan_log(served["log"]))
+    data[refs[20].offset + 100] ^= 0xFF
+    log.write_bytes(bytes(data))
+    out = tmp_path / "o.parquet"
+    out.write_bytes(b"previous output")
+    with pytest.raises(LogFormatError, match=f"bad.log: corrupt record at byte offset {refs[20].offset}"):
+        build_dataset([log], out, None, workers=0, progress=False, row_group_rows=100)
+    assert out.read_bytes() == b"previous output"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    with pytest.warns(RequestLogWarning, match="skipped"):
+        stats = build_dataset([log], out, None, workers=0, progress=False, on_corrupt="skip")
+    assert stats.requests == 23 and stats.corrupt_records == 1
+
+
+def test_requests_the_library_rejects_are_skipped_with_a_warning(tmp_path, world):
+    log = tmp_path / "r.log"
+    req = world.request(5, 20)
+    bad = [dict(it) for it in req.items]
+    bad[7]["price"] = -1.0
+    with RequestLog(log) as lg:
+        lg.append(req.user, req.items, req.candidates)
+        lg.append(req.user, bad, req.candidates)  # logged, then refused when served
+    out = tmp_path / "o.parquet"
+    with pytest.warns(DatasetWarning, match=r"skipped 1 logged request.*item 7.*price"):
+        stats = build_dataset([log], out, workers=0, progress=False)
+    assert stats.requests == 1 and stats.failed_requests == 1
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pyfeat.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_dataset_and_train(served, tmp_path):
+    out = tmp_path / "d.parquet"
+    r = run_cli("dataset", "--requests", served["log"], "--events", served["events"], "--out", out,
+                "--workers", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}: {24 * N_CANDIDATES} rows of 24 requests" in r.stdout
+    assert r.stderr == ""
+    r = run_cli("train", "--data", out, "--out", tmp_path / "m.cbm", "--iterations", "10", "--top", "5")
+    assert r.returncode == 0, r.stderr
+    assert "NDCG@10 on" in r.stdout and "source order" in r.stdout and "never used (" in r.stdout
+    assert (tmp_path / "m.cbm").exists() and (tmp_path / "m.json").exists()
+    pyfeat.Ranker(tmp_path / "m.json").close()
+
+
+def test_cli_errors_are_one_line_and_exit_1(served, tmp_path, capsys):
+    out = tmp_path / "o.parquet"
+    cases = [
+        (["dataset", "--requests", tmp_path / "nope.log", "--out", out], "request log not found"),
+        (["dataset", "--requests", served["log"], "--events", tmp_path / "nope.csv", "--out", out],
+         "events file not found"),
+        (["dataset", "--requests", served["log"], "--out", tmp_path / "no" / "o.parquet"],
+         "output directory does not exist"),
+        (["train", "--data", tmp_path / "nope.parquet", "--out", tmp_path / "m.cbm"], "dataset not found"),
+    ]
+    for argv, message in cases:
+        assert cli.main([str(a) for a in argv] + ["--no-progress"] * (argv[0] == "dataset")) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"pyfeat {argv[0]}: error: ") and message in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert_no_output(tmp_path, out)
+    # Warnings are one line each too, and the command succeeds.
+    torn = tmp_path / "torn.log"
+    torn.write_bytes(served["log"].read_bytes()[:-10])
+    assert cli.main(["dataset", "--requests", str(torn), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "pyfeat dataset: warning: " in err and "torn tail" in err
+
+
+def test_cli_empty_log_exit_code(tmp_path):
+    with RequestLog(tmp_path / "empty.log"):
+        pass
+    r = run_cli("dataset", "--requests", tmp_path / "empty.log", "--out", tmp_path / "o.parquet", "--no-progress")
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("pyfeat dataset: error: no request in")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_train_refuses_foreign_and_unlabelled_data(served, tmp_path):
+    out = tmp_path / "d.parquet"
+    build_dataset([served["log"]], out, None, workers=0, progress=False)
+    with pytest.raises(DatasetError, match="none of the .* training requests has a positive label"):
+        train_model(out, tmp_path / "m.cbm", iterations=5, echo=None)
+    assert not (tmp_path / "m.cbm").exists()
+    t = pq.read_table(out)
+    meta = dict(t.schema.metadata)
+    meta[b"pyfeat_spec_hash"] = b"0000000000000000"
+    pq.write_table(t.replace_schema_metadata(meta), tmp_path / "old.parquet")
+    with pytest.raises(DatasetError, match="built with feature spec 0000000000000000"):
+        train_model(tmp_path / "old.parquet", tmp_path / "m.cbm", iterations=5, echo=None)
+    pq.write_table(pa.concat_tables([t, t]), tmp_path / "twice.parquet")
+    with pytest.raises(DatasetError, match="appears in several places"):
+        train_model(tmp_path / "twice.parquet", tmp_path / "m.cbm", iterations=5, echo=None)
+
+
+def test_train_splits_by_time_and_reports(served, tmp_path):
+    out = tmp_path / "d.parquet"
+    build_dataset([served["log"]], out, served["events"], workers=0, progress=False)
+    lines = []
+    rep = train_model(out, tmp_path / "m.cbm", iterations=10, depth=3, echo=lines.append, negatives=50)
+    assert (rep.train_requests, rep.valid_requests) == (19, 5)
+    info = json.loads(pyfeat.Model(tmp_path / "m.json").metadata["pyfeat_train"])
+    assert info["first_valid_request"] == served["order"][19]  # the latest requests are held out
+    assert rep.train_rows <= 19 * 50 + sum(int((served["labels"][r] > 0).sum()) for r in served["order"][:19])
+    assert 0 <= rep.ndcg_source <= 1 and 0 <= rep.ndcg_model <= 1
+    assert sorted(n for n, _, _ in rep.importance) == sorted(names())
+    assert set(rep.unused) == {n for n, _, s in rep.importance if s == 0}
+    assert any(line.startswith("never used (") for line in lines)
+
+
+def _pack_id_key_long(record: dict) -> bytes:
+    """A record whose "id" key is a str8 (a valid, non-canonical encoding)."""
+    rest = {k: v for k, v in record.items() if k != "id"}
+    body = b"".join(msgpack_packb(k) + msgpack_packb(v) for k, v in rest.items())
+    n = len(rest) + 1
+    head = bytes([0x80 | n]) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+    return head + body + b"\xd9\x02id" + msgpack_packb(record["id"])
+
+
+def msgpack_packb(x):
+    import msgpack
+
+    return msgpack.packb(x, use_bin_type=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ids=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=0, max_size=12),
+    titles=st.lists(st.sampled_from(["Android id", "¢id", "idid", "", "Адидас", "kid's bike", "iPhone", "\x02id", "id"]),
+                    min_size=12, max_size=12),
+    extra=st.lists(st.sampled_from(["none", "nested", "id_like", "long_key", "first", "binary"]), min_size=12, max_size=12),
+)
+def test_item_ids_read_in_place_equal_a_full_decode(ids, titles, extra):
+    from pyfeat.dataset import item_ids
+
+    blobs = []
+    for i, item_id in enumerate(ids):
+        rec = {"title": titles[i], "price": 10, "id": item_id}
+        if extra[i] == "nested":
+            rec["meta"] = {"id": 5, "x": [1, "id"]}
+        elif extra[i] == "id_like":
+            rec["kid"] = 3
+            rec["idx"] = 4
+        elif extra[i] == "binary":
+            rec["blob"] = b"\xa2id\x05\x02id"
+        elif extra[i] == "first":
+            rec = {"id": item_id, **rec}
+        blobs.append(_pack_id_key_long(rec) if extra[i] == "long_key" else msgpack_packb(rec))
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    assert item_ids(b"".join(blobs), offsets).tolist() == ids
