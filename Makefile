@@ -20,7 +20,7 @@ GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h
 FUZZTIME ?= 60s
 SHORT_FUZZTIME ?= 5s
 
-.PHONY: install lib test test-go test-py fuzz bench bench-micro cpp-peer profile demo clean fmt
+.PHONY: install lib test test-go test-py fuzz bench bench-micro bench-dataset cpp-peer profile demo clean fmt
 
 install: $(VENV)/.installed lib
 
@@ -50,6 +50,7 @@ test-go:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(SHORT_FUZZTIME) ./catboost_bridge
 
 test-py: lib
+	$(PY) -m mypy pyfeat
 	$(PY) -m pytest -q tests
 
 fuzz: lib
@@ -77,6 +78,10 @@ profile: lib
 
 demo: lib
 	$(PY) training/demo.py
+
+# Dataset throughput and peak RSS as the request log grows tenfold.
+bench-dataset: lib
+	$(PY) training/bench_dataset.py --requests 40 --factor 10
 
 fmt:
 	gofmt -w gofeatures catboost_bridge

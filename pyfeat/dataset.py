@@ -564,6 +564,7 @@ def build_dataset(
                 if kind == "ok":
                     _, rid, item_ids, X = res
                     labels = ev.labels_for(rid, item_ids)
+                    assert writer is not None  # opened before the first batch
                     writer.add(rid, item_ids, labels, X)
                     stats.requests += 1
                     stats.rows += len(item_ids)

@@ -79,6 +79,8 @@ Typical use::
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field
 
 import msgpack
@@ -990,7 +992,9 @@ class Marketplace:
         """The item record (a fresh copy of the store's dict) for an item id."""
         j = self.index_of(item_id)
         self._ensure_records([j])
-        return dict(self._records[j])
+        record = self._records[j]
+        assert record is not None  # filled by _ensure_records
+        return dict(record)
 
     def item_records(self, ids=None) -> list:
         """Item records (fresh dict copies) for the given ids, or for all items."""
@@ -1155,7 +1159,7 @@ class Marketplace:
         qsubs = np.searchsorted(np.cumsum(self.user_sub_pref[u]), rng.random(n_q), "right").clip(0, self.n_sub - 1)
         queries = [self._query(rng, u, int(s)) for s in qsubs.tolist()]
 
-        user = {"user_id": int(self.user_ids[u]), "now": now}
+        user: dict[str, Any] = {"user_id": int(self.user_ids[u]), "now": now}
         if self.user_has_platform[u]:
             user["platform"] = _PLATFORMS[self.user_platform[u]]
         if self.user_has_tz[u]:
