@@ -35,19 +35,75 @@ type Request struct {
 
 	userRow [NumFeatures]float32 // the user-group columns; other entries unused
 
-	interests      map[int64]float64
-	interestSum    float64
-	subInterests   map[int64]float64
-	itemViews      map[int64]float64
-	cats           map[int64]*catStats
-	subcatViews    map[int64]float64
-	sellerViews    map[int64]float64
-	contactItems   map[int64]struct{}
-	contactSellers map[int64]struct{}
-	favorites      map[int64]struct{}
-	queryTokens    map[string]uint8 // token -> inAnyQuery | inNewestQuery
-	medianPrice    float64
-	nViews         float64
+	// One map per key an item is looked up by (category, subcategory, item
+	// id, seller), holding everything the user context says about that key:
+	// four lookups per item instead of ten.
+	byCat       map[int64]*catEntry
+	bySubcat    map[int64]*subEntry
+	byItem      map[int64]*itemEntry
+	bySeller    map[int64]*sellerEntry
+	interestSum float64
+	queryTokens map[string]uint8 // token -> inAnyQuery | inNewestQuery
+	medianPrice float64
+	nViews      float64
+}
+
+type catEntry struct {
+	interest float64   // interests[category], 0 when absent from the map
+	stats    *catStats // the user's views in the category; nil if none
+}
+
+type subEntry struct {
+	interest float64 // sub_interests[subcategory], 0 when absent
+	views    float64
+}
+
+type itemEntry struct {
+	views     float64
+	contacted bool
+	favorited bool
+	shown     int64 // impressions[item id]
+}
+
+type sellerEntry struct {
+	views     float64
+	contacted bool
+}
+
+func (r *Request) cat(id int64) *catEntry {
+	e := r.byCat[id]
+	if e == nil {
+		e = &catEntry{}
+		r.byCat[id] = e
+	}
+	return e
+}
+
+func (r *Request) subcat(id int64) *subEntry {
+	e := r.bySubcat[id]
+	if e == nil {
+		e = &subEntry{}
+		r.bySubcat[id] = e
+	}
+	return e
+}
+
+func (r *Request) item(id int64) *itemEntry {
+	e := r.byItem[id]
+	if e == nil {
+		e = &itemEntry{}
+		r.byItem[id] = e
+	}
+	return e
+}
+
+func (r *Request) seller(id int64) *sellerEntry {
+	e := r.bySeller[id]
+	if e == nil {
+		e = &sellerEntry{}
+		r.bySeller[id] = e
+	}
+	return e
 }
 
 // NewRequest decodes the user context and builds the request's lookups.
@@ -61,7 +117,9 @@ func NewRequest(userBlob []byte) (*Request, error) {
 
 func prepare(u *User) *Request {
 	nan := math.NaN()
-	r := &Request{User: u, now: float64(u.Now), medianPrice: nan}
+	r := &Request{User: u, now: float64(u.Now), medianPrice: nan,
+		byCat: map[int64]*catEntry{}, bySubcat: map[int64]*subEntry{},
+		byItem: map[int64]*itemEntry{}, bySeller: map[int64]*sellerEntry{}}
 	row := &r.userRow
 
 	row[fUserPlatform] = float32(u.Platform)
@@ -75,10 +133,9 @@ func prepare(u *User) *Request {
 	}
 
 	if u.HasInterests {
-		r.interests = make(map[int64]float64, len(u.Interests))
 		n := 0
 		for _, w := range u.Interests {
-			r.interests[w.ID] = w.Weight
+			r.cat(w.ID).interest = w.Weight
 			r.interestSum += w.Weight
 			if w.Weight > 0 {
 				n++
@@ -100,29 +157,26 @@ func prepare(u *User) *Request {
 		row[fUserInterestEntropy] = float32(nan)
 	}
 	if u.HasSubInterests {
-		r.subInterests = make(map[int64]float64, len(u.SubInterests))
 		for _, w := range u.SubInterests {
-			r.subInterests[w.ID] = w.Weight
+			r.subcat(w.ID).interest = w.Weight
 		}
 	}
 
 	if u.HasViews {
 		r.nViews = float64(len(u.Views))
-		r.itemViews = make(map[int64]float64, len(u.Views))
-		r.cats = make(map[int64]*catStats)
-		r.subcatViews = make(map[int64]float64)
-		r.sellerViews = make(map[int64]float64)
-		views24h := 0
+		views24h, categories := 0, 0
 		prices := make([]float64, len(u.Views))
 		var lastTS int64 = math.MinInt64
 		for i, v := range u.Views {
-			r.itemViews[v.ItemID]++
-			r.subcatViews[v.Subcategory]++
-			r.sellerViews[v.SellerID]++
-			cs := r.cats[v.Category]
+			r.item(v.ItemID).views++
+			r.subcat(v.Subcategory).views++
+			r.seller(v.SellerID).views++
+			ce := r.cat(v.Category)
+			cs := ce.stats
 			if cs == nil {
 				cs = &catStats{lastTS: math.MinInt64}
-				r.cats[v.Category] = cs
+				ce.stats = cs
+				categories++
 			}
 			cs.views++
 			cs.lastTS = max(cs.lastTS, v.TS)
@@ -134,14 +188,16 @@ func prepare(u *User) *Request {
 			prices[i] = v.Price
 			lastTS = max(lastTS, v.TS)
 		}
-		for _, cs := range r.cats {
-			cs.median = median(cs.prices)
-			cs.meanLog, cs.stdLog = meanStdLog(cs.prices)
-			cs.prices = nil
+		for _, ce := range r.byCat {
+			if cs := ce.stats; cs != nil {
+				cs.median = median(cs.prices)
+				cs.meanLog, cs.stdLog = meanStdLog(cs.prices)
+				cs.prices = nil
+			}
 		}
 		row[fUserLogViews] = float32(log1p(r.nViews))
 		row[fUserViews24h] = float32(views24h)
-		row[fUserCategoriesViewed] = float32(len(r.cats))
+		row[fUserCategoriesViewed] = float32(categories)
 		if len(u.Views) > 0 {
 			r.medianPrice = median(prices)
 			row[fUserHoursSinceLastView] = float32(math.Max(r.now-float64(lastTS), 0) / 3600)
@@ -157,24 +213,24 @@ func prepare(u *User) *Request {
 	row[fUserLogMedianViewPrice] = float32(log1p(r.medianPrice))
 
 	if u.HasContacts {
-		r.contactItems = make(map[int64]struct{}, len(u.Contacts))
-		r.contactSellers = make(map[int64]struct{}, len(u.Contacts))
 		for _, c := range u.Contacts {
-			r.contactItems[c.ItemID] = struct{}{}
-			r.contactSellers[c.SellerID] = struct{}{}
+			r.item(c.ItemID).contacted = true
+			r.seller(c.SellerID).contacted = true
 		}
 		row[fUserLogContacts] = float32(log1p(float64(len(u.Contacts))))
 	} else {
 		row[fUserLogContacts] = float32(nan)
 	}
 	if u.HasFavorites {
-		r.favorites = make(map[int64]struct{}, len(u.Favorites))
 		for _, id := range u.Favorites {
-			r.favorites[id] = struct{}{}
+			r.item(id).favorited = true
 		}
 		row[fUserFavorites] = float32(len(u.Favorites))
 	} else {
 		row[fUserFavorites] = float32(nan)
+	}
+	for id, n := range u.Impressions {
+		r.item(id).shown = n
 	}
 	if u.HasQueries {
 		r.queryTokens = make(map[string]uint8)
@@ -259,6 +315,26 @@ func log1p(x float64) float64 {
 	return math.Log1p(x)
 }
 
+// log1pTable holds log1p(i) for small counts, computed by log1p itself, so
+// a lookup gives the same bits as the call: most logarithms taken per item
+// are of counters.
+var log1pTable = func() (t [4096]float64) {
+	for i := range t {
+		t[i] = log1p(float64(i))
+	}
+	return
+}()
+
+// log1pCount is log1p for a count (NaN when absent).
+func log1pCount(x float64) float64 {
+	if x >= 0 && x < float64(len(log1pTable)) {
+		if i := int(x); float64(i) == x {
+			return log1pTable[i]
+		}
+	}
+	return log1p(x)
+}
+
 func smoothed(events, exposures, prior, strength float64) float64 {
 	return (events + prior*strength) / (exposures + strength)
 }
@@ -270,13 +346,21 @@ func flag(b bool) float32 {
 	return 0
 }
 
-func lookupFlag[V any](m map[int64]V, k int64) float32 {
-	if m == nil {
+// flagIf is 1/0 for v, or NaN when the key it comes from is absent.
+func flagIf(present, v bool) float32 {
+	if !present {
 		return float32(math.NaN())
 	}
-	_, ok := m[k]
-	return flag(ok)
+	return flag(v)
 }
+
+// Shared read-only zero entries for keys the user context does not mention.
+var (
+	noCat    catEntry
+	noSubcat subEntry
+	noItem   itemEntry
+	noSeller sellerEntry
+)
 
 const (
 	inAnyQuery    = 1
@@ -299,7 +383,8 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 
 	// item
 	out[fItemPrice] = float32(it.Price)
-	out[fItemLogPrice] = float32(log1p(it.Price))
+	logPrice := log1p(it.Price)
+	out[fItemLogPrice] = float32(logPrice)
 	out[fItemIsFree] = flag(it.Price == 0)
 	out[fItemLogOldPrice] = float32(log1p(it.OldPrice))
 	if it.OldPrice > 0 {
@@ -318,8 +403,8 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	out[fItemPhotos] = float32(it.Photos)
 	out[fItemHasVideo] = float32(it.HasVideo)
-	out[fItemLogDescriptionLen] = float32(log1p(it.DescriptionLen))
-	w.tok.split(it.Title)
+	out[fItemLogDescriptionLen] = float32(log1pCount(it.DescriptionLen))
+	// The title was split into w.tok while decoding (which validated it).
 	out[fItemTitleChars] = float32(w.tok.runes)
 	out[fItemTitleTokens] = float32(w.tok.n())
 	out[fItemCategory] = float32(it.Category)
@@ -333,15 +418,15 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 	out[fItemDelivery] = float32(it.Delivery)
 	out[fItemSellerRating] = float32(it.SellerRating)
-	out[fItemSellerLogReviews] = float32(log1p(it.SellerReviews))
+	out[fItemSellerLogReviews] = float32(log1pCount(it.SellerReviews))
 	out[fItemSellerBayesRating] = float32((it.SellerRating*it.SellerReviews + sellerRatingPrior*sellerStrength) / (it.SellerReviews + sellerStrength))
-	out[fItemSellerLogActiveItems] = float32(log1p(it.SellerActiveItems))
+	out[fItemSellerLogActiveItems] = float32(log1pCount(it.SellerActiveItems))
 	out[fItemSellerIsCompany] = float32(it.SellerIsCompany)
-	out[fItemLogImpressions7d] = float32(log1p(it.Impressions7d))
-	out[fItemLogViews7d] = float32(log1p(it.Views7d))
-	out[fItemLogContacts7d] = float32(log1p(it.Contacts7d))
-	out[fItemLogFavorites7d] = float32(log1p(it.Favorites7d))
-	out[fItemLogViewsTotal] = float32(log1p(it.ViewsTotal))
+	out[fItemLogImpressions7d] = float32(log1pCount(it.Impressions7d))
+	out[fItemLogViews7d] = float32(log1pCount(it.Views7d))
+	out[fItemLogContacts7d] = float32(log1pCount(it.Contacts7d))
+	out[fItemLogFavorites7d] = float32(log1pCount(it.Favorites7d))
+	out[fItemLogViewsTotal] = float32(log1pCount(it.ViewsTotal))
 	out[fItemCTR7d] = float32(smoothed(it.Views7d, it.Impressions7d, ctrPrior, ctrStrength))
 	out[fItemContactRate7d] = float32(smoothed(it.Contacts7d, it.Views7d, contactPrior, contactStrength))
 	out[fItemFavoriteRate7d] = float32(smoothed(it.Favorites7d, it.Views7d, favoritePrior, favoriteStrength))
@@ -361,7 +446,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	if c != nil && c.Rank != nil {
 		rank := float64(c.Rank[pos])
 		out[fSrcRank] = float32(rank)
-		out[fSrcLogRank] = float32(log1p(rank))
+		out[fSrcLogRank] = float32(log1pCount(rank))
 		out[fSrcReciprocalRank] = float32(1 / (rank + 1))
 	} else {
 		out[fSrcRank] = float32(nan)
@@ -369,12 +454,28 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 		out[fSrcReciprocalRank] = float32(nan)
 	}
 
-	// user x item
-	if r.interests != nil {
-		wc := r.interests[it.Category]
-		out[fUXInterestCat] = float32(wc)
+	// user x item: one lookup per key; a nil entry means the user context
+	// says nothing about it (zero counts, no interest).
+	ce := r.byCat[it.Category]
+	if ce == nil {
+		ce = &noCat
+	}
+	se := r.bySubcat[it.Subcategory]
+	if se == nil {
+		se = &noSubcat
+	}
+	ie := r.byItem[it.ID]
+	if ie == nil {
+		ie = &noItem
+	}
+	sl := r.bySeller[it.SellerID]
+	if sl == nil {
+		sl = &noSeller
+	}
+	if u.HasInterests {
+		out[fUXInterestCat] = float32(ce.interest)
 		if r.interestSum > 0 {
-			out[fUXInterestCatShare] = float32(wc / r.interestSum)
+			out[fUXInterestCatShare] = float32(ce.interest / r.interestSum)
 		} else {
 			out[fUXInterestCatShare] = 0
 		}
@@ -382,8 +483,8 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 		out[fUXInterestCat] = float32(nan)
 		out[fUXInterestCatShare] = float32(nan)
 	}
-	if r.subInterests != nil {
-		out[fUXInterestSubcat] = float32(r.subInterests[it.Subcategory])
+	if u.HasSubInterests {
+		out[fUXInterestSubcat] = float32(se.interest)
 	} else {
 		out[fUXInterestSubcat] = float32(nan)
 	}
@@ -400,9 +501,8 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	} else {
 		out[fUXSameCity] = float32(nan)
 	}
-	if r.cats != nil {
-		cs := r.cats[it.Category]
-		if cs != nil {
+	if u.HasViews {
+		if cs := ce.stats; cs != nil {
 			out[fUXCatViews] = float32(cs.views)
 			out[fUXCatViewShare] = float32(cs.views / r.nViews)
 			out[fUXHoursSinceCatView] = float32(math.Max(r.now-float64(cs.lastTS), 0) / 3600)
@@ -411,7 +511,7 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 			} else {
 				out[fUXPriceRatioCatMedian] = float32(nan)
 			}
-			out[fUXLogPriceZCat] = float32((log1p(it.Price) - cs.meanLog) / (cs.stdLog + zScoreEpsilon))
+			out[fUXLogPriceZCat] = float32((logPrice - cs.meanLog) / (cs.stdLog + zScoreEpsilon))
 		} else {
 			out[fUXCatViews] = 0
 			out[fUXCatViewShare] = 0
@@ -419,11 +519,10 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 			out[fUXPriceRatioCatMedian] = float32(nan)
 			out[fUXLogPriceZCat] = float32(nan)
 		}
-		out[fUXSubcatViews] = float32(r.subcatViews[it.Subcategory])
-		nv := r.itemViews[it.ID]
-		out[fUXViewedItem] = flag(nv > 0)
-		out[fUXItemViews] = float32(nv)
-		out[fUXSellerViews] = float32(r.sellerViews[it.SellerID])
+		out[fUXSubcatViews] = float32(se.views)
+		out[fUXViewedItem] = flag(ie.views > 0)
+		out[fUXItemViews] = float32(ie.views)
+		out[fUXSellerViews] = float32(sl.views)
 	} else {
 		for _, f := range [...]int{fUXCatViews, fUXCatViewShare, fUXHoursSinceCatView, fUXPriceRatioCatMedian,
 			fUXLogPriceZCat, fUXSubcatViews, fUXViewedItem, fUXItemViews, fUXSellerViews} {
@@ -435,11 +534,11 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	} else {
 		out[fUXPriceRatioUserMedian] = float32(nan)
 	}
-	out[fUXContactedItem] = lookupFlag(r.contactItems, it.ID)
-	out[fUXContactedSeller] = lookupFlag(r.contactSellers, it.SellerID)
-	out[fUXFavorited] = lookupFlag(r.favorites, it.ID)
+	out[fUXContactedItem] = flagIf(u.HasContacts, ie.contacted)
+	out[fUXContactedSeller] = flagIf(u.HasContacts, sl.contacted)
+	out[fUXFavorited] = flagIf(u.HasFavorites, ie.favorited)
 	if u.HasImpressions {
-		out[fUXShownCount] = float32(u.Impressions[it.ID])
+		out[fUXShownCount] = float32(ie.shown)
 	} else {
 		out[fUXShownCount] = float32(nan)
 	}
@@ -608,7 +707,7 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 					return
 				}
 				for i := start; i < min(start+chunk, n); i++ {
-					if err := DecodeItem(items.At(i), &w.item); err != nil {
+					if err := decodeItem(items.At(i), &w.item, &w.tok); err != nil {
 						err.Position = i
 						if errs[g] == nil {
 							errs[g] = err

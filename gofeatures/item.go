@@ -78,6 +78,13 @@ func resetItem(it *Item) {
 // are skipped; a nil value for an optional key counts as absent. The returned
 // error's Position is left for the caller to set.
 func DecodeItem(b []byte, it *Item) *InputError {
+	var t tokenizer
+	return decodeItem(b, it, &t)
+}
+
+// decodeItem is DecodeItem that also splits the title into tok: the split
+// validates the UTF-8 on the way, so the title is read once, not twice.
+func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 	resetItem(it)
 	n, b, err := readMapHeader(b, "")
 	if err != nil {
@@ -110,7 +117,12 @@ func DecodeItem(b []byte, it *Item) *InputError {
 			it.ID, b, err = readInt(b, "id")
 			seen |= reqID
 		case "title":
-			it.Title, b, err = readStr(b, "title")
+			it.Title, b, err = readKey(b)
+			if err != nil {
+				err.Key = "title"
+			} else if !tok.split(it.Title) {
+				err = valueError("title", "string is not valid UTF-8")
+			}
 			seen |= reqTitle
 		case "category":
 			it.Category, b, err = readInt(b, "category")

@@ -20,15 +20,17 @@ type tokenizer struct {
 	runes int    // characters in the text split last
 }
 
-func (t *tokenizer) split(s []byte) {
+// split tokenizes s and reports whether s is valid UTF-8 (callers that
+// need validity get it from the same pass).
+func (t *tokenizer) split(s []byte) bool {
 	t.buf = t.buf[:0]
 	t.ends = t.ends[:0]
 	t.runes = 0
-	in := false
+	in, valid := false, true
 	for i := 0; i < len(s); {
-		t.runes++
 		c := s[i]
 		if c < utf8.RuneSelf {
+			t.runes++
 			i++
 			switch {
 			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
@@ -45,18 +47,30 @@ func (t *tokenizer) split(s []byte) {
 			}
 			continue
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		i += size
-		// Basic Cyrillic А..я is all letters with a fixed case offset: most
-		// of the catalogue's titles, so skip the Unicode table lookups.
-		if r >= 0x410 && r <= 0x44f {
-			if r < 0x430 {
-				r += 0x20
+		// Basic Cyrillic А..я (U+0410..U+044F) is two bytes, D0 90..D1 8F:
+		// all letters with a fixed case offset, and most of the catalogue's
+		// titles, so it skips the generic decoder and the Unicode tables.
+		if (c == 0xd0 || c == 0xd1) && i+1 < len(s) {
+			if c1 := s[i+1]; c1&0xc0 == 0x80 {
+				r := rune(c&0x1f)<<6 | rune(c1&0x3f)
+				if r >= 0x410 && r <= 0x44f {
+					if r < 0x430 {
+						r += 0x20
+					}
+					t.buf = append(t.buf, byte(0xc0|r>>6), byte(0x80|r&0x3f))
+					t.runes++
+					i += 2
+					in = true
+					continue
+				}
 			}
-			t.buf = utf8.AppendRune(t.buf, r)
-			in = true
-			continue
 		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			valid = false
+		}
+		i += size
+		t.runes++
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			t.buf = utf8.AppendRune(t.buf, unicode.ToLower(r))
 			in = true
@@ -68,6 +82,7 @@ func (t *tokenizer) split(s []byte) {
 	if in {
 		t.ends = append(t.ends, len(t.buf))
 	}
+	return valid
 }
 
 func (t *tokenizer) n() int { return len(t.ends) }
