@@ -47,6 +47,7 @@ test-go:
 	@# A short coverage-guided run of each decoder fuzz target; `make fuzz` runs long.
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(SHORT_FUZZTIME) ./catboost_bridge
 
 test-py: lib

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import os
@@ -262,6 +263,10 @@ class Ranker:
         backend: ``"native"`` or ``"capi"`` (see :class:`Model`).
         threads: goroutines per call; ``None`` uses every core.
         catboost_lib: ``libcatboostmodel.so`` for the capi backend.
+        max_concurrency: how many ``arank`` calls run at once (default: the
+            number of cores). Each call already uses every core, so running
+            more at once adds memory (each holds its request and feature
+            buffer) and tail latency, not throughput; the others wait.
 
     The model must have been trained on ``pyfeat.feature_names()``, in that
     order; any other model is refused with the list of differences.
@@ -274,7 +279,12 @@ class Ranker:
         threads: int | None = None,
         *,
         catboost_lib: str | os.PathLike[str] | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
+        if max_concurrency is not None and (isinstance(max_concurrency, bool) or max_concurrency < 1):
+            raise ValueError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
+        self._max_concurrency = max_concurrency or os.cpu_count() or 1
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._backend = backend
         self._threads = _threads_arg(threads)
         self._catboost_lib = catboost_lib
@@ -320,7 +330,13 @@ class Ranker:
         old.close()
 
     def close(self) -> None:
+        """Release the model (calls in flight finish first) and the
+        ``arank`` threads."""
         self._model.close()
+        with self._swap:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     def __enter__(self) -> "Ranker":
         return self
@@ -395,9 +411,18 @@ class Ranker:
         top_k: int | None = None,
         **kwargs: Any,
     ) -> RankResult:
-        """``rank`` off the event loop: it runs in the loop's default
-        executor and releases the GIL, so other coroutines run meanwhile."""
+        """``rank`` off the event loop, on this ranker's own threads (at most
+        ``max_concurrency`` at once). The call releases the GIL, so other
+        coroutines run meanwhile."""
+        executor = self._executor
+        if executor is None:
+            with self._swap:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self._max_concurrency, thread_name_prefix="pyfeat-rank"
+                    )
+                executor = self._executor
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, functools.partial(self.rank, user, items, candidates, top_k, **kwargs)
+            executor, functools.partial(self.rank, user, items, candidates, top_k, **kwargs)
         )
