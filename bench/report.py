@@ -8,7 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-BASELINE_MARKERS = ("reference", "python")
+BASELINE_MARKERS = ("reference", "python", "catboost")
 
 
 def summarise(path: Path) -> str:
