@@ -20,7 +20,7 @@ GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h
 FUZZTIME ?= 60s
 SHORT_FUZZTIME ?= 5s
 
-.PHONY: install lib test test-go test-py fuzz bench bench-micro bench-dataset cpp-peer profile demo clean fmt
+.PHONY: install lib test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
 install: $(VENV)/.installed lib
 
@@ -60,8 +60,20 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost_bridge
 
+# Debian packages the service benchmark and the profiles need (redis-server,
+# graphviz for pprof pictures, librsvg2-bin for flame graph PNGs); installed
+# only when missing. The C++ peer's build (bench/cpp/build.py) installs its own.
+BENCH_DEBS := redis-server graphviz librsvg2-bin
+bench-deps:
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
 # Micro benchmarks (pytest-benchmark), then the service benchmark.
-bench: lib bench-micro
+bench: lib bench-deps bench-micro
 	$(PY) bench/run_all.py
 
 bench-micro: lib
@@ -74,7 +86,7 @@ bench-micro: lib
 cpp-peer:
 	$(PY) bench/cpp/build.py
 
-profile: lib
+profile: lib bench-deps
 	$(PY) bench/profile.py
 
 demo: lib
