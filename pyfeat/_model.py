@@ -365,9 +365,10 @@ class Ranker:
             top_k: return only the best ``top_k`` (default: all).
             features_out: optional float32 array ``(len(items), n_features)``
                 that receives the feature matrix the scores came from.
-            log: optional ``pyfeat.RequestLog``; the request's raw inputs are
-                appended to it (for building training data later) and the
-                result's ``request_id`` is the id it was logged under.
+            log: optional ``pyfeat.RequestLog``; once the request is ranked,
+                its raw inputs are appended to it (for building training data
+                later) and the result's ``request_id`` is the id it was logged
+                under. A request that raises is not logged.
 
         Returns:
             ``(order, scores)`` (a :class:`RankResult`): ``order`` int64
@@ -387,9 +388,6 @@ class Ranker:
         if features_out is not None:
             _check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
-        request_id = None
-        if log is not None:
-            request_id = log.append_prepared(req)
         model = self._model  # one model per request, whatever reload() does meanwhile
         st = _native.new_status()
         handle = model._enter()
@@ -401,6 +399,9 @@ class Ranker:
         finally:
             model._exit()
         _native.check(code, st)
+        # Logged after it was served: the log holds exactly the requests that
+        # produced a ranking, so training never sees one that serving refused.
+        request_id = log.append_prepared(req) if log is not None else None
         return RankResult(order, scores, request_id)
 
     async def arank(

@@ -367,3 +367,30 @@ def test_a_killed_writer_leaves_a_readable_prefix(tmp_path):
     assert len(recs) >= 5
     assert all(len(r) == 500 and r.items.blob == bytes(1_000_000) for r in recs)
     assert all(issubclass(w.category, RequestLogWarning) for w in caught)
+
+
+def test_rank_logs_only_served_requests(tmp_path):
+    """A request the Ranker refuses is not logged; a served one is, with the
+    id the result carries."""
+    import numpy as np
+    import pandas as pd
+    from catboost import CatBoostRegressor
+
+    import pyfeat
+    from pyfeat.requestlog import iter_requests
+
+    from conftest import base_item, base_user
+
+    names = pyfeat.feature_names()
+    X = np.random.default_rng(0).normal(size=(50, len(names))).astype(np.float32)
+    m = CatBoostRegressor(iterations=3, verbose=False, allow_writing_files=False)
+    m.fit(pd.DataFrame(X, columns=names), X[:, 0])
+    m.save_model(str(tmp_path / "m.json"), format="json")
+    ranker = pyfeat.Ranker(tmp_path / "m.json")
+    path = tmp_path / "served.log"
+    with pyfeat.RequestLog(path) as log:
+        with pytest.raises(pyfeat.InputError):
+            ranker.rank(base_user(), [base_item(0), base_item(1, price=-1)], log=log)
+        res = ranker.rank(base_user(), [base_item(0), base_item(1)], log=log)
+    logged = list(iter_requests([path]))
+    assert [r.request_id for r in logged] == [res.request_id]
