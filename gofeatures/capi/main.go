@@ -100,8 +100,19 @@ func goBytes(p *C.uint8_t, n C.int64_t) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
 }
 
+// guardValue makes an export without a status argument return -1 instead
+// of letting a panic cross into C.
+func guardValue(v *C.int32_t) {
+	if recover() != nil {
+		*v = -1
+	}
+}
+
 //export pf_abi_version
-func pf_abi_version() C.int32_t { return abiVersion }
+func pf_abi_version() (v C.int32_t) {
+	defer guardValue(&v)
+	return abiVersion
+}
 
 //export pf_selftest_panic
 func pf_selftest_panic(st *C.pf_status) (code C.int32_t) {
@@ -112,7 +123,10 @@ func pf_selftest_panic(st *C.pf_status) (code C.int32_t) {
 }
 
 //export pf_num_features
-func pf_num_features() C.int32_t { return gofeatures.NumFeatures }
+func pf_num_features() (v C.int32_t) {
+	defer guardValue(&v)
+	return gofeatures.NumFeatures
+}
 
 //export pf_catalogue
 func pf_catalogue(buf *C.char, capacity C.int64_t, needed *C.int64_t, st *C.pf_status) (code C.int32_t) {
