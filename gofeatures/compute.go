@@ -70,38 +70,12 @@ type sellerEntry struct {
 	contacted bool
 }
 
-func (r *Request) cat(id int64) *catEntry {
-	e := r.byCat[id]
+// entry returns m[id], creating a zero entry on first use.
+func entry[T any](m map[int64]*T, id int64) *T {
+	e := m[id]
 	if e == nil {
-		e = &catEntry{}
-		r.byCat[id] = e
-	}
-	return e
-}
-
-func (r *Request) subcat(id int64) *subEntry {
-	e := r.bySubcat[id]
-	if e == nil {
-		e = &subEntry{}
-		r.bySubcat[id] = e
-	}
-	return e
-}
-
-func (r *Request) item(id int64) *itemEntry {
-	e := r.byItem[id]
-	if e == nil {
-		e = &itemEntry{}
-		r.byItem[id] = e
-	}
-	return e
-}
-
-func (r *Request) seller(id int64) *sellerEntry {
-	e := r.bySeller[id]
-	if e == nil {
-		e = &sellerEntry{}
-		r.bySeller[id] = e
+		e = new(T)
+		m[id] = e
 	}
 	return e
 }
@@ -135,7 +109,7 @@ func prepare(u *User) *Request {
 	if u.HasInterests {
 		n := 0
 		for _, w := range u.Interests {
-			r.cat(w.ID).interest = w.Weight
+			entry(r.byCat, w.ID).interest = w.Weight
 			r.interestSum += w.Weight
 			if w.Weight > 0 {
 				n++
@@ -158,7 +132,7 @@ func prepare(u *User) *Request {
 	}
 	if u.HasSubInterests {
 		for _, w := range u.SubInterests {
-			r.subcat(w.ID).interest = w.Weight
+			entry(r.bySubcat, w.ID).interest = w.Weight
 		}
 	}
 
@@ -168,10 +142,10 @@ func prepare(u *User) *Request {
 		prices := make([]float64, len(u.Views))
 		var lastTS int64 = math.MinInt64
 		for i, v := range u.Views {
-			r.item(v.ItemID).views++
-			r.subcat(v.Subcategory).views++
-			r.seller(v.SellerID).views++
-			ce := r.cat(v.Category)
+			entry(r.byItem, v.ItemID).views++
+			entry(r.bySubcat, v.Subcategory).views++
+			entry(r.bySeller, v.SellerID).views++
+			ce := entry(r.byCat, v.Category)
 			cs := ce.stats
 			if cs == nil {
 				cs = &catStats{lastTS: math.MinInt64}
@@ -214,8 +188,8 @@ func prepare(u *User) *Request {
 
 	if u.HasContacts {
 		for _, c := range u.Contacts {
-			r.item(c.ItemID).contacted = true
-			r.seller(c.SellerID).contacted = true
+			entry(r.byItem, c.ItemID).contacted = true
+			entry(r.bySeller, c.SellerID).contacted = true
 		}
 		row[fUserLogContacts] = float32(log1p(float64(len(u.Contacts))))
 	} else {
@@ -223,14 +197,14 @@ func prepare(u *User) *Request {
 	}
 	if u.HasFavorites {
 		for _, id := range u.Favorites {
-			r.item(id).favorited = true
+			entry(r.byItem, id).favorited = true
 		}
 		row[fUserFavorites] = float32(len(u.Favorites))
 	} else {
 		row[fUserFavorites] = float32(nan)
 	}
 	for id, n := range u.Impressions {
-		r.item(id).shown = n
+		entry(r.byItem, id).shown = n
 	}
 	if u.HasQueries {
 		r.queryTokens = make(map[string]uint8)
