@@ -343,9 +343,10 @@ const (
 
 // worker holds one goroutine's scratch space, reused across items.
 type worker struct {
-	item Item
-	tok  tokenizer
-	seen map[string]struct{}
+	item   Item
+	tok    tokenizer
+	seen   map[string]struct{}
+	staged []stagedItem
 }
 
 // row computes the feature row of one decoded item at position pos.
@@ -641,16 +642,29 @@ func Threads(threads int) int {
 	return threads
 }
 
-// chunk is how many items a worker claims at a time: large enough to make
-// the atomic counter cheap, small enough to balance 3000 items on few cores.
-const chunk = 64
-
 // Compute writes the feature matrix of one request into out, row-major,
 // len(out) == items.Len() * NumFeatures (the caller allocates it). Items are
 // processed in parallel on up to threads goroutines (<= 0: all cores). On
 // an input error the returned *InputError is the one of the lowest item
 // position, whatever the scheduling, and out is partially written.
 func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32) error {
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out)
+}
+
+// Compute is NewRequest followed by Request.Compute, except that the user
+// context is prepared while the other workers already decode items: on a
+// machine with few cores the preparation (a few hundred microseconds for a
+// long view history) would otherwise be serial time. A user context error
+// takes precedence over item errors.
+func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []float32) error {
+	return compute(func() (*Request, error) { return NewRequest(userBlob) }, items, c, threads, out)
+}
+
+// chunk is how many items a worker claims at a time: large enough to make
+// the atomic counter cheap, small enough to balance 3000 items on few cores.
+const chunk = 64
+
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32) error {
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
 		return err
@@ -659,44 +673,36 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 		return fmt.Errorf("output has %d floats, want %d x %d", len(out), n, NumFeatures)
 	}
 	if n == 0 {
-		return nil
+		_, err := prepare()
+		return err
 	}
 	workers := min(Threads(threads), (n+chunk-1)/chunk)
-	var next atomic.Int64
-	var failed atomic.Bool
-	errs := make([]*InputError, workers)
+	s := &computeState{items: items, c: c, out: out, n: n, done: make(chan struct{}),
+		errs: make([]*InputError, workers)}
 	var wg sync.WaitGroup
-	for g := 0; g < workers; g++ {
+	for g := 1; g < workers; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			w := workerPool.Get().(*worker)
-			defer workerPool.Put(w)
-			// Chunks are claimed in increasing order and a worker finishes the
-			// chunk it holds, so once any error is seen every lower position
-			// has been checked: the lowest error found is the first overall.
-			for !failed.Load() {
-				start := int(next.Add(chunk)) - chunk
-				if start >= n {
-					return
-				}
-				for i := start; i < min(start+chunk, n); i++ {
-					if err := decodeItem(items.At(i), &w.item, &w.tok); err != nil {
-						err.Position = i
-						if errs[g] == nil {
-							errs[g] = err
-						}
-						failed.Store(true)
-						break
-					}
-					r.row(w, i, c, out[i*NumFeatures:(i+1)*NumFeatures])
-				}
-			}
+			s.work(g)
 		}(g)
 	}
+	r, err := prepare()
+	if err != nil {
+		s.failed.Store(true)
+	} else {
+		s.req.Store(r)
+	}
+	close(s.done)
+	if err == nil {
+		s.work(0)
+	}
 	wg.Wait()
+	if err != nil {
+		return err
+	}
 	var first *InputError
-	for _, e := range errs {
+	for _, e := range s.errs {
 		if e != nil && (first == nil || e.Position < first.Position) {
 			first = e
 		}
@@ -707,13 +713,84 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 	return nil
 }
 
-var workerPool = sync.Pool{New: func() any { return new(worker) }}
+// computeState is what the workers of one Compute call share.
+type computeState struct {
+	items Items
+	c     *Candidates
+	out   []float32
+	n     int
 
-// Compute is NewRequest followed by Request.Compute.
-func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []float32) error {
-	r, err := NewRequest(userBlob)
-	if err != nil {
-		return err
-	}
-	return r.Compute(items, c, threads, out)
+	req    atomic.Pointer[Request] // set once the user context is prepared
+	done   chan struct{}           // closed when preparation ended, either way
+	next   atomic.Int64            // first item of the next unclaimed chunk
+	failed atomic.Bool             // an input error was found: stop claiming
+	errs   []*InputError           // per worker, its lowest-position error
 }
+
+// stagedItem is an item decoded before the request was prepared; its row is
+// computed once it is (the title is split again then, which costs less than
+// keeping every title's tokens).
+type stagedItem struct {
+	pos  int
+	item Item
+}
+
+func (s *computeState) work(g int) {
+	w := workerPool.Get().(*worker)
+	defer func() {
+		// The pool outlives the call: drop the slices of the caller's buffer.
+		w.item.Title = nil
+		clear(w.staged)
+		w.staged = w.staged[:0]
+		workerPool.Put(w)
+	}()
+	r := s.req.Load()
+	// Chunks are claimed in increasing order and a worker finishes the chunk
+	// it holds, so once any error is seen every lower position has been
+	// checked: the lowest error found is the first overall.
+	for !s.failed.Load() {
+		start := int(s.next.Add(chunk)) - chunk
+		if start >= s.n {
+			break
+		}
+		for i := start; i < min(start+chunk, s.n); i++ {
+			if r == nil {
+				if r = s.req.Load(); r != nil {
+					s.flush(w, r)
+				}
+			}
+			if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
+				err.Position = i
+				if s.errs[g] == nil {
+					s.errs[g] = err
+				}
+				s.failed.Store(true)
+				break
+			}
+			if r == nil {
+				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
+				continue
+			}
+			r.row(w, i, s.c, s.out[i*NumFeatures:(i+1)*NumFeatures])
+		}
+	}
+	if len(w.staged) > 0 {
+		<-s.done
+		if r = s.req.Load(); r != nil {
+			s.flush(w, r)
+		}
+	}
+}
+
+// flush computes the rows of the items w decoded before r was ready.
+func (s *computeState) flush(w *worker, r *Request) {
+	for _, st := range w.staged {
+		w.item = st.item
+		w.tok.split(w.item.Title)
+		r.row(w, st.pos, s.c, s.out[st.pos*NumFeatures:(st.pos+1)*NumFeatures])
+	}
+	clear(w.staged)
+	w.staged = w.staged[:0]
+}
+
+var workerPool = sync.Pool{New: func() any { return new(worker) }}

@@ -1,9 +1,11 @@
 package gofeatures
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 func sampleRequest(t testing.TB, n int) ([]byte, Items) {
@@ -65,5 +67,64 @@ func BenchmarkCompute3000(b *testing.B) {
 		if err := Compute(user, items, nil, 0, out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Items decoded while the user context is still being prepared are staged
+// and computed afterwards: a slow preparation makes the other workers stage
+// every item, and the rows must still be the serial ones.
+func TestComputeStagesItemsDuringPreparation(t *testing.T) {
+	user, items := sampleRequest(t, 700)
+	want := make([]float32, items.Len()*NumFeatures)
+	r, err := NewRequest(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Compute(items, nil, 1, want); err != nil {
+		t.Fatal(err)
+	}
+	slow := func() (*Request, error) {
+		time.Sleep(50 * time.Millisecond)
+		return NewRequest(user)
+	}
+	got := make([]float32, len(want))
+	if err := compute(slow, items, nil, 4, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if !sameFloat32(got[i], want[i]) {
+			t.Fatalf("value %d (item %d) differs: %v vs %v", i, i/NumFeatures, got[i], want[i])
+		}
+	}
+}
+
+// A user context error wins over item errors found meanwhile, and the
+// lowest item error wins when the user context is fine.
+func TestComputeErrorPrecedenceWithStaging(t *testing.T) {
+	user, items := sampleRequest(t, 700)
+	recs := make([][]byte, items.Len())
+	for i := range recs {
+		recs[i] = items.At(i)
+	}
+	recs[650] = []byte{0x92, 0x01, 0x02} // an array, not a map
+	recs[400] = recs[400][:len(recs[400])-1]
+	bad := Concat(recs)
+	out := make([]float32, bad.Len()*NumFeatures)
+	userErr := &InputError{Position: UserPosition, Key: "now", Msg: "boom"}
+	slowFail := func() (*Request, error) {
+		time.Sleep(30 * time.Millisecond)
+		return nil, userErr
+	}
+	if err := compute(slowFail, bad, nil, 4, out); err != userErr {
+		t.Fatalf("got %v, want the user context error", err)
+	}
+	slowOK := func() (*Request, error) {
+		time.Sleep(30 * time.Millisecond)
+		return NewRequest(user)
+	}
+	err := compute(slowOK, bad, nil, 4, out)
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Position != 400 {
+		t.Fatalf("got %v, want the error of item 400", err)
 	}
 }

@@ -134,13 +134,9 @@ func pf_rank(handle C.int64_t, user *C.uint8_t, userLen C.int64_t,
 	if features != nil {
 		feats = unsafe.Slice((*float32)(unsafe.Pointer(features)), int(n)*gofeatures.NumFeatures)
 	}
-	req, err := gofeatures.NewRequest(goBytes(user, userLen))
-	if err != nil {
-		return setStatus(st, err)
-	}
 	sc := unsafe.Slice((*float64)(unsafe.Pointer(scores)), int(topK))
 	ord := unsafe.Slice((*int64)(unsafe.Pointer(order)), int(topK))
-	err = serving.Rank(m, req, its, candidates(n, source, score, rank), int(threads), feats, sc, ord)
+	err = serving.Rank(m, goBytes(user, userLen), its, candidates(n, source, score, rank), int(threads), feats, sc, ord)
 	var ie *gofeatures.InputError
 	if err != nil && !asInputError(err, &ie) {
 		err = modelError(err)

@@ -124,9 +124,10 @@ func Predict(m catboostbridge.Model, x []float32, rows, cols int, threads int, o
 // the order: order[i] is the index into items of the i-th best item, scores
 // are written in that (descending) order, ties keep input order and NaN
 // scores go last. features, if non-nil, receives the feature matrix
-// (n x NumFeatures); otherwise a scratch buffer is used. len(order) ==
+// (n x NumFeatures); otherwise a scratch buffer is used. user is the user
+// context's MessagePack, prepared while items are already decoded. len(order) ==
 // len(scores) == top_k <= n (the caller allocates all three).
-func Rank(m catboostbridge.Model, req *gofeatures.Request, items gofeatures.Items, c *gofeatures.Candidates,
+func Rank(m catboostbridge.Model, user []byte, items gofeatures.Items, c *gofeatures.Candidates,
 	threads int, features []float32, scores []float64, order []int64) error {
 	n := items.Len()
 	if m.Dimensions() != 1 {
@@ -146,7 +147,7 @@ func Rank(m catboostbridge.Model, req *gofeatures.Request, items gofeatures.Item
 	} else if len(features) != n*gofeatures.NumFeatures {
 		return fmt.Errorf("features buffer has %d values, want %d x %d", len(features), n, gofeatures.NumFeatures)
 	}
-	if err := req.Compute(items, c, threads, features); err != nil {
+	if err := gofeatures.Compute(user, items, c, threads, features); err != nil {
 		return err
 	}
 	raw := make([]float64, n)
