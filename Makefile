@@ -48,6 +48,7 @@ test-go:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(SHORT_FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(SHORT_FUZZTIME) ./catboost_bridge
 
 test-py: lib
@@ -58,6 +59,8 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(FUZZTIME) ./gofeatures
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZTIME) ./gofeatures
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost_bridge
 
 # Debian packages the service benchmark and the profiles need (redis-server,

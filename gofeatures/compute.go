@@ -44,6 +44,7 @@ type Request struct {
 	bySeller    map[int64]*sellerEntry
 	interestSum float64
 	queryTokens map[string]uint8 // token -> inAnyQuery | inNewestQuery
+	queryFilter tokenFilter      // passes every key of queryTokens
 	medianPrice float64
 	nViews      float64
 }
@@ -213,6 +214,7 @@ func prepare(u *User) *Request {
 			t.split(q)
 			for i := 0; i < t.n(); i++ {
 				tok := string(t.token(i))
+				r.queryFilter.add(t.token(i))
 				r.queryTokens[tok] |= inAnyQuery
 				if qi == 0 {
 					r.queryTokens[tok] |= inNewestQuery
@@ -340,6 +342,29 @@ const (
 	inAnyQuery    = 1
 	inNewestQuery = 2
 )
+
+// tokenFilter is a cheap pre-check before a map lookup of a title token:
+// most title tokens are in no query, and a bit per (length, middle byte,
+// last byte) rules most of them out without hashing the token. Cyrillic
+// tokens share their lead bytes, hence the middle and last bytes.
+type tokenFilter [16]uint64
+
+func filterBit(tok []byte) uint {
+	n := len(tok)
+	return (uint(n)*0x9e + uint(tok[n-1])*0x3b + uint(tok[n/2])) & 1023
+}
+
+// add records tok (a non-empty token).
+func (f *tokenFilter) add(tok []byte) {
+	b := filterBit(tok)
+	f[b>>6] |= 1 << (b & 63)
+}
+
+// mayHave is false only if tok (non-empty) was never added.
+func (f *tokenFilter) mayHave(tok []byte) bool {
+	b := filterBit(tok)
+	return f[b>>6]&(1<<(b&63)) != 0
+}
 
 // worker holds one goroutine's scratch space, reused across items.
 type worker struct {
@@ -560,6 +585,9 @@ func (w *worker) queryMatches(r *Request) (distinct, hits int, last bool) {
 			continue
 		}
 		distinct++
+		if !r.queryFilter.mayHave(tok) {
+			continue
+		}
 		f := r.queryTokens[string(tok)]
 		if f&inAnyQuery != 0 {
 			hits++

@@ -1,6 +1,7 @@
 package gofeatures
 
 import (
+	"encoding/binary"
 	"math"
 	"unicode/utf8"
 
@@ -11,26 +12,49 @@ import (
 // DESIGN.md: ints are accepted wherever a float is, floats never where an int
 // is, strings must be UTF-8. Each returns the remaining bytes.
 
+// Fast paths: msgp decodes every value, except that the encodings the item
+// store writes for nearly every key and number (a fixstr key; a positive
+// fixint, uint16 or uint32; a float64) are read inline first. Decoding them
+// through msgp's general readers (a call, a type switch, an error interface
+// per value) was a third of the engine's time. Anything else, and every
+// error, goes through msgp; FuzzFastPaths checks the two agree.
+
 func readInt(b []byte, key string) (int64, []byte, *InputError) {
-	// The common case reads directly; the type is inspected only on failure,
-	// which keeps one type dispatch per value on the hot path.
-	v, o, err := msgp.ReadInt64Bytes(b)
-	if err == nil {
-		return v, o, nil
+	if len(b) > 0 {
+		switch c := b[0]; {
+		case c <= 0x7f:
+			return int64(c), b[1:], nil
+		case c == 0xce && len(b) >= 5:
+			return int64(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
+		case c == 0xcd && len(b) >= 3:
+			return int64(binary.BigEndian.Uint16(b[1:3])), b[3:], nil
+		}
 	}
+	return readIntMsgp(b, key)
+}
+
+func readIntMsgp(b []byte, key string) (int64, []byte, *InputError) {
+	v, o, err := msgp.ReadInt64Bytes(b)
+	if err != nil {
+		return 0, nil, intError(b, key, err)
+	}
+	return v, o, nil
+}
+
+func intError(b []byte, key string, err error) *InputError {
 	switch msgp.NextType(b) {
 	case msgp.IntType, msgp.UintType:
 		var ie msgp.IntOverflow
 		var ue msgp.UintOverflow
 		if asIntOverflow(err, &ie, &ue) {
-			return 0, nil, valueError(key, "integer out of int64 range")
+			return valueError(key, "integer out of int64 range")
 		}
-		return 0, nil, fieldError(key, b, err)
+		return fieldError(key, b, err)
 	}
 	if len(b) == 0 {
-		return 0, nil, valueError(key, "truncated MessagePack")
+		return valueError(key, "truncated MessagePack")
 	}
-	return 0, nil, typeError(key, "int", b)
+	return typeError(key, "int", b)
 }
 
 func asIntOverflow(err error, ie *msgp.IntOverflow, ue *msgp.UintOverflow) bool {
@@ -48,6 +72,16 @@ func asIntOverflow(err error, ie *msgp.IntOverflow, ue *msgp.UintOverflow) bool 
 // readNumber reads an int or a float as float64. The value may be NaN or
 // infinite; callers that need a finite value check it.
 func readNumber(b []byte, key string) (float64, []byte, *InputError) {
+	if len(b) >= 9 && b[0] == 0xcb {
+		return math.Float64frombits(binary.BigEndian.Uint64(b[1:9])), b[9:], nil
+	}
+	if len(b) > 0 && b[0] <= 0x7f {
+		return float64(b[0]), b[1:], nil
+	}
+	return readNumberMsgp(b, key)
+}
+
+func readNumberMsgp(b []byte, key string) (float64, []byte, *InputError) {
 	if len(b) > 0 {
 		switch lead := b[0]; {
 		case lead == 0xcb || lead == 0xca: // float64, float32
@@ -104,6 +138,9 @@ func readCount(b []byte, key string) (int64, []byte, *InputError) {
 }
 
 func readBool(b []byte, key string) (bool, []byte, *InputError) {
+	if len(b) > 0 && b[0]&0xfe == 0xc2 {
+		return b[0] == 0xc3, b[1:], nil
+	}
 	if msgp.NextType(b) != msgp.BoolType {
 		if len(b) == 0 {
 			return false, nil, valueError(key, "truncated MessagePack")
@@ -134,17 +171,30 @@ func readStr(b []byte, key string) ([]byte, []byte, *InputError) {
 // readKey reads a map key without UTF-8 validation: keys are only compared
 // with the ASCII names we know, so an invalid key is simply an unknown one.
 func readKey(b []byte) ([]byte, []byte, *InputError) {
-	s, o, err := msgp.ReadStringZC(b)
-	if err == nil {
-		return s, o, nil
+	if len(b) > 0 && b[0]&0xe0 == 0xa0 { // fixstr
+		if n := int(b[0]&0x1f) + 1; n <= len(b) {
+			return b[1:n], b[n:], nil
+		}
 	}
+	return readKeyMsgp(b)
+}
+
+func readKeyMsgp(b []byte) ([]byte, []byte, *InputError) {
+	s, o, err := msgp.ReadStringZC(b)
+	if err != nil {
+		return nil, nil, keyError(b, err)
+	}
+	return s, o, nil
+}
+
+func keyError(b []byte, err error) *InputError {
 	if len(b) == 0 {
-		return nil, nil, valueError("", "truncated MessagePack")
+		return valueError("", "truncated MessagePack")
 	}
 	if msgp.NextType(b) != msgp.StrType {
-		return nil, nil, typeError("", "str", b)
+		return typeError("", "str", b)
 	}
-	return nil, nil, fieldError("", b, err)
+	return fieldError("", b, err)
 }
 
 func readMapHeader(b []byte, key string) (uint32, []byte, *InputError) {
