@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -15,231 +14,6 @@ type Candidates struct {
 	Source []int64   // generator id, 0..7
 	Score  []float64 // generator score
 	Rank   []int64   // rank within the generator, >= 0
-}
-
-// catStats summarises the user's views of one category.
-type catStats struct {
-	views   float64
-	lastTS  int64
-	median  float64 // of view prices, currency units
-	meanLog float64 // of log1p(view price)
-	stdLog  float64 // population std of log1p(view price)
-	prices  []float64
-}
-
-// Request is the per-request state, built once from the user context and
-// shared read-only by the workers that compute item rows.
-type Request struct {
-	User *User
-	now  float64
-
-	userRow [NumFeatures]float32 // the user-group columns; other entries unused
-
-	// One map per key an item is looked up by (category, subcategory, item
-	// id, seller), holding everything the user context says about that key:
-	// four lookups per item instead of ten.
-	byCat       map[int64]*catEntry
-	bySubcat    map[int64]*subEntry
-	byItem      map[int64]*itemEntry
-	bySeller    map[int64]*sellerEntry
-	interestSum float64
-	queryTokens map[string]uint8 // token -> inAnyQuery | inNewestQuery
-	queryFilter tokenFilter      // passes every key of queryTokens
-	medianPrice float64
-	nViews      float64
-}
-
-type catEntry struct {
-	interest float64   // interests[category], 0 when absent from the map
-	stats    *catStats // the user's views in the category; nil if none
-}
-
-type subEntry struct {
-	interest float64 // sub_interests[subcategory], 0 when absent
-	views    float64
-}
-
-type itemEntry struct {
-	views     float64
-	contacted bool
-	favorited bool
-	shown     int64 // impressions[item id]
-}
-
-type sellerEntry struct {
-	views     float64
-	contacted bool
-}
-
-// entry returns m[id], creating a zero entry on first use.
-func entry[T any](m map[int64]*T, id int64) *T {
-	e := m[id]
-	if e == nil {
-		e = new(T)
-		m[id] = e
-	}
-	return e
-}
-
-// NewRequest decodes the user context and builds the request's lookups.
-func NewRequest(userBlob []byte) (*Request, error) {
-	u, err := DecodeUser(userBlob)
-	if err != nil {
-		return nil, err
-	}
-	return prepare(u), nil
-}
-
-func prepare(u *User) *Request {
-	nan := math.NaN()
-	r := &Request{User: u, now: float64(u.Now), medianPrice: nan,
-		byCat: map[int64]*catEntry{}, bySubcat: map[int64]*subEntry{},
-		byItem: map[int64]*itemEntry{}, bySeller: map[int64]*sellerEntry{}}
-	row := &r.userRow
-
-	row[fUserPlatform] = float32(u.Platform)
-	if u.HasTZ {
-		local := u.Now + 60*u.TZOffsetMin
-		row[fUserLocalHour] = float32(floorMod(local, 86400) / 3600)
-		row[fUserLocalWeekday] = float32(floorMod(floorDiv(local, 86400)+3, 7))
-	} else {
-		row[fUserLocalHour] = float32(nan)
-		row[fUserLocalWeekday] = float32(nan)
-	}
-
-	if u.HasInterests {
-		n := 0
-		for _, w := range u.Interests {
-			entry(r.byCat, w.ID).interest = w.Weight
-			r.interestSum += w.Weight
-			if w.Weight > 0 {
-				n++
-			}
-		}
-		row[fUserInterests] = float32(n)
-		h := 0.0
-		if r.interestSum > 0 {
-			for _, w := range u.Interests {
-				// p can underflow to 0 for a subnormal weight: p ln p -> 0.
-				if p := w.Weight / r.interestSum; p > 0 {
-					h -= p * math.Log(p)
-				}
-			}
-		}
-		row[fUserInterestEntropy] = float32(h)
-	} else {
-		row[fUserInterests] = float32(nan)
-		row[fUserInterestEntropy] = float32(nan)
-	}
-	if u.HasSubInterests {
-		for _, w := range u.SubInterests {
-			entry(r.bySubcat, w.ID).interest = w.Weight
-		}
-	}
-
-	if u.HasViews {
-		r.nViews = float64(len(u.Views))
-		views24h, categories := 0, 0
-		prices := make([]float64, len(u.Views))
-		var lastTS int64 = math.MinInt64
-		for i, v := range u.Views {
-			entry(r.byItem, v.ItemID).views++
-			entry(r.bySubcat, v.Subcategory).views++
-			entry(r.bySeller, v.SellerID).views++
-			ce := entry(r.byCat, v.Category)
-			cs := ce.stats
-			if cs == nil {
-				cs = &catStats{lastTS: math.MinInt64}
-				ce.stats = cs
-				categories++
-			}
-			cs.views++
-			cs.lastTS = max(cs.lastTS, v.TS)
-			cs.prices = append(cs.prices, v.Price)
-			age := r.now - float64(v.TS)
-			if age >= 0 && age <= 86400 {
-				views24h++
-			}
-			prices[i] = v.Price
-			lastTS = max(lastTS, v.TS)
-		}
-		for _, ce := range r.byCat {
-			if cs := ce.stats; cs != nil {
-				cs.median = median(cs.prices)
-				cs.meanLog, cs.stdLog = meanStdLog(cs.prices)
-				cs.prices = nil
-			}
-		}
-		row[fUserLogViews] = float32(log1p(r.nViews))
-		row[fUserViews24h] = float32(views24h)
-		row[fUserCategoriesViewed] = float32(categories)
-		if len(u.Views) > 0 {
-			r.medianPrice = median(prices)
-			row[fUserHoursSinceLastView] = float32(math.Max(r.now-float64(lastTS), 0) / 3600)
-		} else {
-			row[fUserHoursSinceLastView] = float32(nan)
-		}
-	} else {
-		for _, f := range []int{fUserLogViews, fUserViews24h, fUserCategoriesViewed, fUserHoursSinceLastView} {
-			row[f] = float32(nan)
-		}
-	}
-	row[fUserMedianViewPrice] = float32(r.medianPrice)
-	row[fUserLogMedianViewPrice] = float32(log1p(r.medianPrice))
-
-	if u.HasContacts {
-		for _, c := range u.Contacts {
-			entry(r.byItem, c.ItemID).contacted = true
-			entry(r.bySeller, c.SellerID).contacted = true
-		}
-		row[fUserLogContacts] = float32(log1p(float64(len(u.Contacts))))
-	} else {
-		row[fUserLogContacts] = float32(nan)
-	}
-	if u.HasFavorites {
-		for _, id := range u.Favorites {
-			entry(r.byItem, id).favorited = true
-		}
-		row[fUserFavorites] = float32(len(u.Favorites))
-	} else {
-		row[fUserFavorites] = float32(nan)
-	}
-	for id, n := range u.Impressions {
-		entry(r.byItem, id).shown = n
-	}
-	if u.HasQueries {
-		r.queryTokens = make(map[string]uint8)
-		var t tokenizer
-		for qi, q := range u.Queries {
-			t.split(q)
-			for i := 0; i < t.n(); i++ {
-				tok := string(t.token(i))
-				r.queryFilter.add(t.token(i))
-				r.queryTokens[tok] |= inAnyQuery
-				if qi == 0 {
-					r.queryTokens[tok] |= inNewestQuery
-				}
-			}
-		}
-		row[fUserQueries] = float32(len(u.Queries))
-	} else {
-		row[fUserQueries] = float32(nan)
-	}
-	return r
-}
-
-// median of xs (sorts a copy); NaN for an empty slice.
-func median(xs []float64) float64 {
-	n := len(xs)
-	if n == 0 {
-		return math.NaN()
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // meanStdLog returns the mean and population standard deviation of
@@ -270,13 +44,15 @@ func floorDiv(a, b int64) int64 {
 
 func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
 
-func haversineKm(lat1, lon1, lat2, lon2 float64) float64 {
+// haversineKm is the great-circle distance in km between two points given
+// in degrees; cosLat1 is math.Cos(lat1 in radians), which a request
+// computes once for its user.
+func haversineKm(lat1, lon1, cosLat1, lat2, lon2 float64) float64 {
 	const rad = math.Pi / 180
-	p1, p2 := lat1*rad, lat2*rad
 	dlat := (lat2 - lat1) * rad
 	dlon := (lon2 - lon1) * rad
 	s1, s2 := math.Sin(dlat/2), math.Sin(dlon/2)
-	a := s1*s1 + math.Cos(p1)*math.Cos(p2)*s2*s2
+	a := s1*s1 + cosLat1*math.Cos(lat2*rad)*s2*s2
 	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(a)))
 }
 
@@ -454,24 +230,12 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 		out[fSrcReciprocalRank] = float32(nan)
 	}
 
-	// user x item: one lookup per key; a nil entry means the user context
-	// says nothing about it (zero counts, no interest).
-	ce := r.byCat[it.Category]
-	if ce == nil {
-		ce = &noCat
-	}
-	se := r.bySubcat[it.Subcategory]
-	if se == nil {
-		se = &noSubcat
-	}
-	ie := r.byItem[it.ID]
-	if ie == nil {
-		ie = &noItem
-	}
-	sl := r.bySeller[it.SellerID]
-	if sl == nil {
-		sl = &noSeller
-	}
+	// user x item: one lookup per key; a key the user context says nothing
+	// about gets the zero entry (zero counts, no interest).
+	ce := r.byCat.get(it.Category, &noCat)
+	se := r.bySubcat.get(it.Subcategory, &noSubcat)
+	ie := r.byItem.get(it.ID, &noItem)
+	sl := r.bySeller.get(it.SellerID, &noSeller)
 	if u.HasInterests {
 		out[fUXInterestCat] = float32(ce.interest)
 		if r.interestSum > 0 {
@@ -488,9 +252,16 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	} else {
 		out[fUXInterestSubcat] = float32(nan)
 	}
-	dist := haversineKm(u.Lat, u.Lon, it.Lat, it.Lon) // NaN if any is absent
-	out[fUXDistanceKm] = float32(dist)
-	out[fUXLogDistanceKm] = float32(log1p(dist))
+	// NaN if any coordinate is absent; the trigonometry is skipped then, as
+	// it is for every item of a user without a location.
+	if math.IsNaN(u.Lat + u.Lon + it.Lat + it.Lon) {
+		out[fUXDistanceKm] = float32(nan)
+		out[fUXLogDistanceKm] = float32(nan)
+	} else {
+		dist := haversineKm(u.Lat, u.Lon, r.cosLat, it.Lat, it.Lon)
+		out[fUXDistanceKm] = float32(dist)
+		out[fUXLogDistanceKm] = float32(log1p(dist))
+	}
 	if u.HasRegion {
 		out[fUXSameRegion] = flag(u.Region == it.Region)
 	} else {
@@ -502,16 +273,16 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 		out[fUXSameCity] = float32(nan)
 	}
 	if u.HasViews {
-		if cs := ce.stats; cs != nil {
-			out[fUXCatViews] = float32(cs.views)
-			out[fUXCatViewShare] = float32(cs.views / r.nViews)
-			out[fUXHoursSinceCatView] = float32(math.Max(r.now-float64(cs.lastTS), 0) / 3600)
-			if cs.median > 0 {
-				out[fUXPriceRatioCatMedian] = float32(it.Price / cs.median)
+		if ce.views > 0 {
+			out[fUXCatViews] = float32(ce.views)
+			out[fUXCatViewShare] = float32(ce.views / r.nViews)
+			out[fUXHoursSinceCatView] = float32(math.Max(r.now-float64(ce.lastTS), 0) / 3600)
+			if ce.median > 0 {
+				out[fUXPriceRatioCatMedian] = float32(it.Price / ce.median)
 			} else {
 				out[fUXPriceRatioCatMedian] = float32(nan)
 			}
-			out[fUXLogPriceZCat] = float32((logPrice - cs.meanLog) / (cs.stdLog + zScoreEpsilon))
+			out[fUXLogPriceZCat] = float32((logPrice - ce.meanLog) / (ce.stdLog + zScoreEpsilon))
 		} else {
 			out[fUXCatViews] = 0
 			out[fUXCatViewShare] = 0
@@ -685,7 +456,17 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 // long view history) would otherwise be serial time. A user context error
 // takes precedence over item errors.
 func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []float32) error {
-	return compute(func() (*Request, error) { return NewRequest(userBlob) }, items, c, threads, out)
+	var r *Request
+	defer func() {
+		if r != nil {
+			r.release()
+		}
+	}()
+	return compute(func() (*Request, error) {
+		var err error
+		r, err = acquireRequest(userBlob)
+		return r, err
+	}, items, c, threads, out)
 }
 
 // chunk is how many items a worker claims at a time: large enough to make

@@ -3,6 +3,7 @@ package gofeatures
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // View is one row of the user's view history:
@@ -30,6 +31,13 @@ type Weight struct {
 	Weight float64
 }
 
+// Impression is one entry of the impressions map: the item and how many
+// times it was already shown to the user.
+type Impression struct {
+	ItemID int64
+	Count  int64
+}
+
 // User is the decoded user context. Slices of optional keys are nil when the
 // key is absent; Queries point into the caller's input buffer.
 type User struct {
@@ -55,7 +63,7 @@ type User struct {
 	HasContacts     bool
 	Favorites       []int64
 	HasFavorites    bool
-	Impressions     map[int64]int64 // item id -> times already shown
+	Impressions     []Impression // in record order
 	HasImpressions  bool
 	Queries         [][]byte // newest first
 	HasQueries      bool
@@ -69,23 +77,27 @@ var platforms = map[string]float64{"web": 0, "ios": 1, "android": 2}
 
 // DecodeUser decodes the user context. Errors carry Position UserPosition.
 func DecodeUser(b []byte) (*User, error) {
-	u, err := decodeUser(b)
-	if err != nil {
+	u := new(User)
+	if err := decodeUserInto(b, u); err != nil {
 		err.Position = UserPosition
 		return nil, err
 	}
 	return u, nil
 }
 
-func decodeUser(b []byte) (*User, *InputError) {
+// decodeUserInto decodes into u, reusing the memory of its slices.
+func decodeUserInto(b []byte, u *User) *InputError {
 	nan := math.NaN()
-	u := &User{Platform: nan, Lat: nan, Lon: nan}
+	*u = User{Platform: nan, Lat: nan, Lon: nan,
+		Interests: u.Interests[:0], SubInterests: u.SubInterests[:0], Views: u.Views[:0],
+		Contacts: u.Contacts[:0], Favorites: u.Favorites[:0], Impressions: u.Impressions[:0],
+		Queries: u.Queries[:0]}
 	n, b, err := readMapHeader(b, "")
 	if err != nil {
 		if err.WrongType {
 			err.Msg = "record is not a map: " + err.Msg
 		}
-		return nil, err
+		return err
 	}
 	var seenID, seenNow bool
 	for i := uint32(0); i < n; i++ {
@@ -93,12 +105,12 @@ func decodeUser(b []byte) (*User, *InputError) {
 		k, b, err = readKey(b)
 		if err != nil {
 			err.Msg = "map key: " + err.Msg
-			return nil, err
+			return err
 		}
 		key := string(k) // once per user key, not per item: the allocation is fine
 		if isNil(b) {
 			if key == "user_id" || key == "now" {
-				return nil, valueError(key, "required key is nil")
+				return valueError(key, "required key is nil")
 			}
 			b = b[1:]
 			continue
@@ -140,43 +152,43 @@ func decodeUser(b []byte) (*User, *InputError) {
 		case "lon":
 			u.Lon, b, err = readFinite(b, key, -180, 180)
 		case "interests":
-			u.Interests, b, err = readWeights(b, key)
+			u.Interests, b, err = readWeights(b, key, u.Interests[:0])
 			u.HasInterests = err == nil
 		case "sub_interests":
-			u.SubInterests, b, err = readWeights(b, key)
+			u.SubInterests, b, err = readWeights(b, key, u.SubInterests[:0])
 			u.HasSubInterests = err == nil
 		case "views":
-			u.Views, b, err = readViews(b)
+			u.Views, b, err = readViews(b, u.Views[:0])
 			u.HasViews = err == nil
 		case "contacts":
-			u.Contacts, b, err = readContacts(b)
+			u.Contacts, b, err = readContacts(b, u.Contacts[:0])
 			u.HasContacts = err == nil
 		case "favorites":
-			u.Favorites, b, err = readIDs(b, key)
+			u.Favorites, b, err = readIDs(b, key, u.Favorites[:0])
 			u.HasFavorites = err == nil
 		case "impressions":
-			u.Impressions, b, err = readImpressions(b)
+			u.Impressions, b, err = readImpressions(b, u.Impressions[:0])
 			u.HasImpressions = err == nil
 		case "queries":
-			u.Queries, b, err = readStrings(b, key)
+			u.Queries, b, err = readStrings(b, key, u.Queries[:0])
 			u.HasQueries = err == nil
 		default:
 			b, err = skip(b, key)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if len(b) != 0 {
-		return nil, valueError("", "%d trailing bytes after the record", len(b))
+		return valueError("", "%d trailing bytes after the record", len(b))
 	}
 	if !seenID {
-		return nil, valueError("user_id", "required key is missing")
+		return valueError("user_id", "required key is missing")
 	}
 	if !seenNow {
-		return nil, valueError("now", "required key is missing")
+		return valueError("now", "required key is missing")
 	}
-	return u, nil
+	return nil
 }
 
 func idx(key string, i uint32) string { return fmt.Sprintf("%s[%d]", key, i) }
@@ -192,13 +204,15 @@ func at(err *InputError, key string, i uint32) *InputError {
 // readWeights reads a map int -> weight in [0, 1]. A repeated key keeps its
 // first position and its last value, as a Python dict built from the same
 // map does.
-func readWeights(b []byte, key string) ([]Weight, []byte, *InputError) {
+func readWeights(b []byte, key string, out []Weight) ([]Weight, []byte, *InputError) {
 	n, b, err := readMapHeader(b, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]Weight, 0, capHint(n, b, 2))
-	pos := make(map[int64]int, capHint(n, b, 2))
+	out = slices.Grow(out, capHint(n, b, 2))
+	// A repeated key is found by a scan while the map is short, as interest
+	// maps are; a longer one gets an index.
+	var pos map[int64]int
 	for i := uint32(0); i < n; i++ {
 		var id int64
 		var w float64
@@ -215,22 +229,46 @@ func readWeights(b []byte, key string) ([]Weight, []byte, *InputError) {
 			err.Key = fmt.Sprint(key, "[", id, "]")
 			return nil, nil, err
 		}
-		if j, ok := pos[id]; ok {
+		if j := weightIndex(out, pos, id); j >= 0 {
 			out[j].Weight = w
 			continue
 		}
-		pos[id] = len(out)
+		if pos == nil && len(out) == 32 {
+			pos = make(map[int64]int, capHint(n, b, 2)+len(out))
+			for j, o := range out {
+				pos[o.ID] = j
+			}
+		}
+		if pos != nil {
+			pos[id] = len(out)
+		}
 		out = append(out, Weight{id, w})
 	}
 	return out, b, nil
 }
 
-func readViews(b []byte) ([]View, []byte, *InputError) {
+// weightIndex is the position of id in out, or -1.
+func weightIndex(out []Weight, pos map[int64]int, id int64) int {
+	if pos != nil {
+		if j, ok := pos[id]; ok {
+			return j
+		}
+		return -1
+	}
+	for j, o := range out {
+		if o.ID == id {
+			return j
+		}
+	}
+	return -1
+}
+
+func readViews(b []byte, out []View) ([]View, []byte, *InputError) {
 	n, b, err := readArrayHeader(b, "views")
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]View, 0, capHint(n, b, 7))
+	out = slices.Grow(out, capHint(n, b, 7))
 	for i := uint32(0); i < n; i++ {
 		var m uint32
 		m, b, err = readArrayHeader(b, "")
@@ -264,12 +302,12 @@ func readViews(b []byte) ([]View, []byte, *InputError) {
 	return out, b, nil
 }
 
-func readContacts(b []byte) ([]Contact, []byte, *InputError) {
+func readContacts(b []byte, out []Contact) ([]Contact, []byte, *InputError) {
 	n, b, err := readArrayHeader(b, "contacts")
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]Contact, 0, capHint(n, b, 4))
+	out = slices.Grow(out, capHint(n, b, 4))
 	for i := uint32(0); i < n; i++ {
 		var m uint32
 		m, b, err = readArrayHeader(b, "")
@@ -294,12 +332,12 @@ func readContacts(b []byte) ([]Contact, []byte, *InputError) {
 	return out, b, nil
 }
 
-func readIDs(b []byte, key string) ([]int64, []byte, *InputError) {
+func readIDs(b []byte, key string, out []int64) ([]int64, []byte, *InputError) {
 	n, b, err := readArrayHeader(b, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]int64, 0, capHint(n, b, 1))
+	out = slices.Grow(out, capHint(n, b, 1))
 	for i := uint32(0); i < n; i++ {
 		var v int64
 		if v, b, err = readInt(b, ""); err != nil {
@@ -310,12 +348,12 @@ func readIDs(b []byte, key string) ([]int64, []byte, *InputError) {
 	return out, b, nil
 }
 
-func readImpressions(b []byte) (map[int64]int64, []byte, *InputError) {
+func readImpressions(b []byte, out []Impression) ([]Impression, []byte, *InputError) {
 	n, b, err := readMapHeader(b, "impressions")
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make(map[int64]int64, capHint(n, b, 2))
+	out = slices.Grow(out, capHint(n, b, 2))
 	for i := uint32(0); i < n; i++ {
 		var id, c int64
 		if id, b, err = readInt(b, "impressions"); err != nil {
@@ -325,17 +363,17 @@ func readImpressions(b []byte) (map[int64]int64, []byte, *InputError) {
 			err.Key = fmt.Sprint("impressions[", id, "]")
 			return nil, nil, err
 		}
-		out[id] = c
+		out = append(out, Impression{id, c})
 	}
 	return out, b, nil
 }
 
-func readStrings(b []byte, key string) ([][]byte, []byte, *InputError) {
+func readStrings(b []byte, key string, out [][]byte) ([][]byte, []byte, *InputError) {
 	n, b, err := readArrayHeader(b, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([][]byte, 0, capHint(n, b, 1))
+	out = slices.Grow(out, capHint(n, b, 1))
 	for i := uint32(0); i < n; i++ {
 		var s []byte
 		if s, b, err = readStr(b, ""); err != nil {
