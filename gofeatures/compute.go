@@ -152,6 +152,7 @@ type worker struct {
 
 // row computes the feature row of one decoded item at position pos.
 func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
+	out = out[:NumFeatures] // one bounds check here instead of one per store
 	it := &w.item
 	u := r.User
 	nan := math.NaN()

@@ -96,8 +96,9 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 	seen := 0
 	for i := uint32(0); i < n; i++ {
 		var k []byte
-		k, b, err = readKey(b)
-		if err != nil {
+		if l := fixstrSize(b); l > 0 && l <= len(b) {
+			k, b = b[1:l], b[l:] // readKey's fast path, inlined: keys are most of the calls
+		} else if k, b, err = readKey(b); err != nil {
 			err.Msg = "map key: " + err.Msg
 			return err
 		}

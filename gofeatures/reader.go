@@ -20,17 +20,28 @@ import (
 // error, goes through msgp; FuzzFastPaths checks the two agree.
 
 func readInt(b []byte, key string) (int64, []byte, *InputError) {
-	if len(b) > 0 {
-		switch c := b[0]; {
-		case c <= 0x7f:
-			return int64(c), b[1:], nil
-		case c == 0xce && len(b) >= 5:
-			return int64(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
-		case c == 0xcd && len(b) >= 3:
-			return int64(binary.BigEndian.Uint16(b[1:3])), b[3:], nil
-		}
+	if v, n := uintFast(b); n > 0 {
+		return v, b[n:], nil
 	}
 	return readIntMsgp(b, key)
+}
+
+// uintFast reads a positive fixint, a uint16 or a uint32 (ids, timestamps
+// and counts) and returns it with its encoded size, or size 0 for anything
+// else. It is small enough to inline.
+func uintFast(b []byte) (int64, int) {
+	if len(b) >= 5 {
+		switch b[0] {
+		case 0xce:
+			return int64(binary.BigEndian.Uint32(b[1:5])), 5
+		case 0xcd:
+			return int64(binary.BigEndian.Uint16(b[1:3])), 3
+		}
+	}
+	if len(b) > 0 && b[0] <= 0x7f {
+		return int64(b[0]), 1
+	}
+	return 0, 0
 }
 
 func readIntMsgp(b []byte, key string) (int64, []byte, *InputError) {
@@ -127,7 +138,10 @@ func readFinite(b []byte, key string, lo, hi float64) (float64, []byte, *InputEr
 
 // readCount reads a non-negative int.
 func readCount(b []byte, key string) (int64, []byte, *InputError) {
-	v, o, err := readInt(b, key)
+	if v, n := uintFast(b); n > 0 {
+		return v, b[n:], nil
+	}
+	v, o, err := readIntMsgp(b, key)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -171,12 +185,19 @@ func readStr(b []byte, key string) ([]byte, []byte, *InputError) {
 // readKey reads a map key without UTF-8 validation: keys are only compared
 // with the ASCII names we know, so an invalid key is simply an unknown one.
 func readKey(b []byte) ([]byte, []byte, *InputError) {
-	if len(b) > 0 && b[0]&0xe0 == 0xa0 { // fixstr
-		if n := int(b[0]&0x1f) + 1; n <= len(b) {
-			return b[1:n], b[n:], nil
-		}
+	if n := fixstrSize(b); n > 0 && n <= len(b) {
+		return b[1:n], b[n:], nil
 	}
 	return readKeyMsgp(b)
+}
+
+// fixstrSize is the encoded size of the fixstr (a string of up to 31
+// bytes) that b starts with, or 0 if it starts with something else.
+func fixstrSize(b []byte) int {
+	if len(b) > 0 && b[0]&0xe0 == 0xa0 {
+		return int(b[0]&0x1f) + 1
+	}
+	return 0
 }
 
 func readKeyMsgp(b []byte) ([]byte, []byte, *InputError) {

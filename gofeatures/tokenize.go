@@ -12,6 +12,19 @@ import (
 // keeps a token's length in characters and makes "İ" -> "i", as Go's
 // unicode.ToLower does.
 
+// asciiToken maps an ASCII letter or digit to its lowercase form, and every
+// other ASCII byte to 0 (a separator).
+var asciiToken = func() (t [utf8.RuneSelf]byte) {
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c
+	}
+	for c := byte('a'); c <= 'z'; c++ {
+		t[c] = c
+		t[c-'a'+'A'] = c
+	}
+	return
+}()
+
 // tokenizer splits text into lowercase tokens, reusing its buffers across
 // calls so that a worker tokenizes thousands of titles without allocating.
 type tokenizer struct {
@@ -32,18 +45,12 @@ func (t *tokenizer) split(s []byte) bool {
 		if c < utf8.RuneSelf {
 			t.runes++
 			i++
-			switch {
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-				t.buf = append(t.buf, c)
+			if l := asciiToken[c]; l != 0 {
+				t.buf = append(t.buf, l)
 				in = true
-			case 'A' <= c && c <= 'Z':
-				t.buf = append(t.buf, c+('a'-'A'))
-				in = true
-			default:
-				if in {
-					t.ends = append(t.ends, len(t.buf))
-					in = false
-				}
+			} else if in {
+				t.ends = append(t.ends, len(t.buf))
+				in = false
 			}
 			continue
 		}
