@@ -315,13 +315,9 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 		out[fUXShownCount] = float32(nan)
 	}
 	if r.queryTokens != nil {
-		distinct, hits, last := w.queryMatches(r)
+		hits, overlap, last := w.queryMatches(r)
 		out[fUXQueryTokenHits] = float32(hits)
-		if distinct > 0 {
-			out[fUXQueryOverlap] = float32(float64(hits) / float64(distinct))
-		} else {
-			out[fUXQueryOverlap] = 0
-		}
+		out[fUXQueryOverlap] = float32(overlap)
 		out[fUXLastQueryMatch] = flag(last)
 	} else {
 		out[fUXQueryTokenHits] = float32(nan)
@@ -330,10 +326,22 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	}
 }
 
-// queryMatches counts the distinct title tokens (already split into w.tok),
-// those found in any query, and whether any is in the newest query.
-func (w *worker) queryMatches(r *Request) (distinct, hits int, last bool) {
+// queryMatches compares the title's distinct tokens (already split into
+// w.tok) with the user's queries: how many are in any query, their share of
+// the distinct tokens (0 for a title without tokens), and whether any is in
+// the newest query.
+func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool) {
 	n := w.tok.n()
+	// Most titles share no token with any query: then hits is 0 and the
+	// distinct count, which only divides hits, need not be taken.
+	anyMaybe := false
+	for i := 0; i < n && !anyMaybe; i++ {
+		anyMaybe = r.queryFilter.mayHave(w.tok.token(i))
+	}
+	if !anyMaybe {
+		return 0, 0, false
+	}
+	distinct := 0
 	useMap := n > 32 // short titles: a quadratic scan beats hashing
 	if useMap {
 		if w.seen == nil {
@@ -367,6 +375,9 @@ func (w *worker) queryMatches(r *Request) (distinct, hits int, last bool) {
 		if f&inNewestQuery != 0 {
 			last = true
 		}
+	}
+	if distinct > 0 {
+		overlap = float64(hits) / float64(distinct)
 	}
 	return
 }
