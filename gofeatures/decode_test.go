@@ -1,10 +1,14 @@
 package gofeatures
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 func TestDecodeItemRejects(t *testing.T) {
@@ -140,5 +144,54 @@ func TestComputeCandidatesValidation(t *testing.T) {
 	}
 	if err := Compute(pack(t, baseUser()), recs, nil, 1, out[:5]); err == nil {
 		t.Fatal("accepted a short output buffer")
+	}
+}
+
+// wideRecord encodes r with the widest encodings (str8 keys and strings,
+// int64 ints), which the inline fast paths leave to msgp.
+func wideRecord(r kv) []byte {
+	str8 := func(b []byte, s string) []byte {
+		return append(append(b, 0xd9, byte(len(s))), s...)
+	}
+	b := msgp.AppendMapHeader(nil, uint32(len(r)))
+	for _, e := range r {
+		b = str8(b, e.K)
+		switch v := e.V.(type) {
+		case string:
+			b = str8(b, v)
+		case int:
+			b = binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v))
+		case int64:
+			b = binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v))
+		default:
+			b, _ = msgp.AppendIntf(b, v)
+		}
+	}
+	return b
+}
+
+// The fast paths and msgp must decode the same record to the same item,
+// whatever encodings the store chose.
+func TestDecodeItemEncodingsAgree(t *testing.T) {
+	rec := with(with(with(with(with(with(with(baseItem(), "condition", "used"), "vas", "x5"),
+		"photos", 200), "views_total", 70000), "description_len", 12), "seller_is_company", true), "lat", 55)
+	for _, r := range []kv{rec, with(rec, "condition", "new"), with(rec, "vas", "")} {
+		var fast, wide Item
+		if err := DecodeItem(pack(t, r), &fast); err != nil {
+			t.Fatal(err)
+		}
+		if err := DecodeItem(wideRecord(r), &wide); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", fast) != fmt.Sprintf("%+v", wide) {
+			t.Fatalf("encodings disagree:\n%+v\n%+v", fast, wide)
+		}
+	}
+	var it Item
+	if err := DecodeItem(wideRecord(with(baseItem(), "condition", "mint")), &it); err == nil || err.Key != "condition" {
+		t.Fatalf("want a condition error, got %v", err)
+	}
+	if err := DecodeItem(wideRecord(with(baseItem(), "vas", "x9")), &it); err == nil || err.Key != "vas" {
+		t.Fatalf("want a vas error, got %v", err)
 	}
 }

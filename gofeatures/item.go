@@ -60,9 +60,23 @@ var requiredItemKeys = []struct {
 	{reqPrice, "price"}, {reqCreatedAt, "created_at"}, {reqSellerID, "seller_id"}, {reqRegion, "region"},
 }
 
-// vasLevels maps the paid-promotion string to its level; the order is the
+// vasLevel maps the paid-promotion string to its level; the order is the
 // promotion's strength.
-var vasLevels = map[string]float64{"": 0, "highlight": 1, "x2": 2, "x5": 3, "xl": 4}
+func vasLevel(s []byte) (float64, bool) {
+	switch string(s) {
+	case "":
+		return 0, true
+	case "highlight":
+		return 1, true
+	case "x2":
+		return 2, true
+	case "x5":
+		return 3, true
+	case "xl":
+		return 4, true
+	}
+	return 0, false
+}
 
 func resetItem(it *Item) {
 	nan := math.NaN()
@@ -175,9 +189,15 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 			bv, b, err = readBool(b, "delivery")
 			it.Delivery = b2f(bv)
 		case "condition":
+			// The known values are ASCII, so a match needs no UTF-8 check;
+			// anything else goes through readStr for the right error.
+			if l := fixstrSize(b); l > 0 && l <= len(b) && (string(b[1:l]) == "new" || string(b[1:l]) == "used") {
+				it.Condition = b2f(l == 4)
+				b = b[l:]
+				break
+			}
 			var s []byte
-			s, b, err = readStr(b, "condition")
-			if err == nil {
+			if s, b, err = readStr(b, "condition"); err == nil {
 				switch string(s) {
 				case "new":
 					it.Condition = 1
@@ -188,14 +208,19 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 				}
 			}
 		case "vas":
+			if l := fixstrSize(b); l > 0 && l <= len(b) {
+				if lvl, ok := vasLevel(b[1:l]); ok {
+					it.VAS = lvl
+					b = b[l:]
+					break
+				}
+			}
 			var s []byte
-			s, b, err = readStr(b, "vas")
-			if err == nil {
-				lvl, ok := vasLevels[string(s)]
-				if !ok {
+			if s, b, err = readStr(b, "vas"); err == nil {
+				var ok bool
+				if it.VAS, ok = vasLevel(s); !ok {
 					err = valueError("vas", `must be one of "", "highlight", "x2", "x5", "xl", got %q`, s)
 				}
-				it.VAS = lvl
 			}
 		case "impressions_7d":
 			it.Impressions7d, b, err = readCountF(b, "impressions_7d")

@@ -26,9 +26,9 @@ func readInt(b []byte, key string) (int64, []byte, *InputError) {
 	return readIntMsgp(b, key)
 }
 
-// uintFast reads a positive fixint, a uint16 or a uint32 (ids, timestamps
-// and counts) and returns it with its encoded size, or size 0 for anything
-// else. It is small enough to inline.
+// uintFast reads a positive fixint, a uint8, uint16 or uint32 (ids,
+// timestamps and counts) and returns it with its encoded size, or size 0
+// for anything else. It is small enough to inline.
 func uintFast(b []byte) (int64, int) {
 	if len(b) >= 5 {
 		switch b[0] {
@@ -36,6 +36,8 @@ func uintFast(b []byte) (int64, int) {
 			return int64(binary.BigEndian.Uint32(b[1:5])), 5
 		case 0xcd:
 			return int64(binary.BigEndian.Uint16(b[1:3])), 3
+		case 0xcc:
+			return int64(b[1]), 2
 		}
 	}
 	if len(b) > 0 && b[0] <= 0x7f {
@@ -86,8 +88,8 @@ func readNumber(b []byte, key string) (float64, []byte, *InputError) {
 	if len(b) >= 9 && b[0] == 0xcb {
 		return math.Float64frombits(binary.BigEndian.Uint64(b[1:9])), b[9:], nil
 	}
-	if len(b) > 0 && b[0] <= 0x7f {
-		return float64(b[0]), b[1:], nil
+	if v, n := uintFast(b); n > 0 {
+		return float64(v), b[n:], nil
 	}
 	return readNumberMsgp(b, key)
 }

@@ -25,6 +25,10 @@ var asciiToken = func() (t [utf8.RuneSelf]byte) {
 	return
 }()
 
+// The CJK Unified Ideographs block: every code point in it is a letter
+// (category Lo) without case, as TestCJKBlock checks against the tables.
+const cjkFirst, cjkLast = 0x4e00, 0x9fff
+
 // tokenizer splits text into lowercase tokens, reusing its buffers across
 // calls so that a worker tokenizes thousands of titles without allocating.
 type tokenizer struct {
@@ -78,7 +82,10 @@ func (t *tokenizer) split(s []byte) bool {
 		}
 		i += size
 		t.runes++
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+		if r >= cjkFirst && r <= cjkLast { // letters without case: no table lookups
+			t.buf = append(t.buf, s[i-size:i]...)
+			in = true
+		} else if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			t.buf = utf8.AppendRune(t.buf, unicode.ToLower(r))
 			in = true
 		} else if in {

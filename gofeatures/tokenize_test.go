@@ -50,3 +50,11 @@ func FuzzTokenize(f *testing.F) {
 		}
 	})
 }
+
+func TestCJKBlock(t *testing.T) {
+	for r := rune(cjkFirst); r <= cjkLast; r++ {
+		if !unicode.IsLetter(r) || unicode.ToLower(r) != r {
+			t.Fatalf("U+%04X is not a caseless letter in Go's tables", r)
+		}
+	}
+}
