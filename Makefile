@@ -15,6 +15,9 @@ export CGO_ENABLED := 1
 
 LIB_DIR := pyfeat/_lib
 LIB := $(LIB_DIR)/libgofeatures.so
+FFI_MODULE := pyfeat/_ffi.py
+# The Python that generates FFI_MODULE (it needs cffi): setup.py passes its own.
+BUILD_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
 GO_SOURCES := $(shell find gofeatures catboost_bridge -name '*.go' -o -name '*.h' -o -name '*.c' -o -name '*.s' 2>/dev/null) go.mod go.sum
 
 FUZZTIME ?= 60s
@@ -31,13 +34,16 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PIP) install --quiet --no-build-isolation -e '.[dev]'
 	touch $@
 
-lib: $(LIB)
+lib: $(LIB) $(FFI_MODULE)
 
 $(LIB): $(GO_SOURCES)
 	@mkdir -p $(LIB_DIR)
 	cp gofeatures/capi/pyfeat.h $(LIB_DIR)/pyfeat.h
 	$(GO) build -buildmode=c-shared -trimpath -o $(LIB) ./gofeatures/capi
 	@rm -f $(LIB_DIR)/libgofeatures.h
+
+$(FFI_MODULE): gofeatures/capi/pyfeat.h pyfeat/_ffi_build.py
+	$(BUILD_PY) pyfeat/_ffi_build.py gofeatures/capi/pyfeat.h $@
 
 test: lib test-go test-py
 
@@ -103,4 +109,4 @@ fmt:
 	gofmt -w gofeatures catboost_bridge
 
 clean:
-	rm -rf $(LIB_DIR)/*.so $(LIB_DIR)/*.h build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(LIB_DIR)/*.so $(LIB_DIR)/*.h $(FFI_MODULE) build *.egg-info .pytest_cache .benchmarks

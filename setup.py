@@ -2,6 +2,7 @@
 the one place that knows how; setup.py only calls it and ships the result."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -13,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 class BuildPyWithGo(build_py):
     def run(self):
-        subprocess.run(["make", "lib"], cwd=HERE, check=True)
+        subprocess.run(["make", "lib", f"BUILD_PY={sys.executable}"], cwd=HERE, check=True)
         super().run()
 
 

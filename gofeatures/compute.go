@@ -148,6 +148,7 @@ type worker struct {
 	tok    tokenizer
 	seen   map[string]struct{}
 	staged []stagedItem
+	rows   []float32 // Block rows, when the caller gave no output
 }
 
 // row computes the feature row of one decoded item at position pos.
@@ -459,7 +460,10 @@ func Threads(threads int) int {
 // an input error the returned *InputError is the one of the lowest item
 // position, whatever the scheduling, and out is partially written.
 func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32) error {
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out)
+	if len(out) != items.Len()*NumFeatures {
+		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
+	}
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -468,6 +472,34 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 // long view history) would otherwise be serial time. A user context error
 // takes precedence over item errors.
 func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []float32) error {
+	if len(out) != items.Len()*NumFeatures {
+		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
+	}
+	return ComputeBlocks(userBlob, items, c, threads, out, nil)
+}
+
+// BlockSink receives the feature rows of items [start, end) of a request as
+// soon as they are all computed: rows is row-major, (end-start) x
+// NumFeatures. It is called from several goroutines at once, each block
+// exactly once; rows is valid only during the call. An error stops the
+// computation and is returned by ComputeBlocks (after any input error).
+type BlockSink func(start, end int, rows []float32) error
+
+// Block is the number of items per sink call (the last block may be
+// shorter); it is also the unit of work a goroutine claims.
+const Block = 128
+
+// ComputeBlocks is Compute that hands each block of Block items to sink as
+// soon as its rows are ready, so a caller can score them while they are
+// hot in cache. out may be nil: the rows then live in per-goroutine scratch
+// space and the request's feature matrix is never held in memory at once.
+func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
+	if out != nil && len(out) != items.Len()*NumFeatures {
+		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
+	}
+	if out == nil && sink == nil && items.Len() > 0 {
+		return fmt.Errorf("ComputeBlocks needs an output or a sink")
+	}
 	var r *Request
 	defer func() {
 		if r != nil {
@@ -478,28 +510,21 @@ func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []flo
 		var err error
 		r, err = acquireRequest(userBlob)
 		return r, err
-	}, items, c, threads, out)
+	}, items, c, threads, out, sink)
 }
 
-// chunk is how many items a worker claims at a time: large enough to make
-// the atomic counter cheap, small enough to balance 3000 items on few cores.
-const chunk = 64
-
-func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32) error {
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
 		return err
-	}
-	if len(out) != n*NumFeatures {
-		return fmt.Errorf("output has %d floats, want %d x %d", len(out), n, NumFeatures)
 	}
 	if n == 0 {
 		_, err := prepare()
 		return err
 	}
-	workers := min(Threads(threads), (n+chunk-1)/chunk)
-	s := &computeState{items: items, c: c, out: out, n: n, done: make(chan struct{}),
-		errs: make([]*InputError, workers)}
+	workers := min(Threads(threads), (n+Block-1)/Block)
+	s := &computeState{items: items, c: c, out: out, sink: sink, n: n, done: make(chan struct{}),
+		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
 		wg.Add(1)
@@ -531,6 +556,11 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 	if first != nil {
 		return first
 	}
+	for _, e := range s.sinkErrs {
+		if e != nil {
+			return e
+		}
+	}
 	return nil
 }
 
@@ -538,15 +568,22 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 type computeState struct {
 	items Items
 	c     *Candidates
-	out   []float32
+	out   []float32 // nil: rows go to each worker's scratch
+	sink  BlockSink // nil: none
 	n     int
 
-	req    atomic.Pointer[Request] // set once the user context is prepared
-	done   chan struct{}           // closed when preparation ended, either way
-	next   atomic.Int64            // first item of the next unclaimed chunk
-	failed atomic.Bool             // an input error was found: stop claiming
-	errs   []*InputError           // per worker, its lowest-position error
+	req      atomic.Pointer[Request] // set once the user context is prepared
+	done     chan struct{}           // closed when preparation ended, either way
+	next     atomic.Int64            // first item of the next unclaimed block
+	failed   atomic.Bool             // an error was found: stop claiming
+	errs     []*InputError           // per worker, its lowest-position error
+	sinkErrs []error                 // per worker, its sink's error
 }
+
+// maxKeptStaged bounds the staging area a pooled worker keeps between calls
+// (items, ~250 bytes each): a user with thousands of views makes it grow,
+// and the pool would otherwise hold that memory for every later request.
+const maxKeptStaged = 256
 
 // stagedItem is an item decoded before the request was prepared; its row is
 // computed once it is (the title is split again then, which costs less than
@@ -556,28 +593,64 @@ type stagedItem struct {
 	item Item
 }
 
+// rowOf is where the row of item pos goes.
+func (s *computeState) rowOf(w *worker, pos int) []float32 {
+	if s.out != nil {
+		return s.out[pos*NumFeatures : (pos+1)*NumFeatures]
+	}
+	if w.rows == nil {
+		w.rows = make([]float32, Block*NumFeatures)
+	}
+	k := pos % Block
+	return w.rows[k*NumFeatures : (k+1)*NumFeatures]
+}
+
+// emit hands the complete block starting at start to the sink.
+func (s *computeState) emit(w *worker, g, start int) {
+	if s.sink == nil || s.failed.Load() {
+		return
+	}
+	end := min(start+Block, s.n)
+	var rows []float32
+	if s.out != nil {
+		rows = s.out[start*NumFeatures : end*NumFeatures]
+	} else {
+		rows = w.rows[:(end-start)*NumFeatures]
+	}
+	if err := s.sink(start, end, rows); err != nil {
+		if s.sinkErrs[g] == nil {
+			s.sinkErrs[g] = err
+		}
+		s.failed.Store(true)
+	}
+}
+
 func (s *computeState) work(g int) {
 	w := workerPool.Get().(*worker)
 	defer func() {
-		// The pool outlives the call: drop the slices of the caller's buffer.
+		// The pool outlives the call: drop the slices of the caller's buffer,
+		// and a staging area that a slow preparation made large.
 		w.item.Title = nil
 		clear(w.staged)
 		w.staged = w.staged[:0]
+		if cap(w.staged) > maxKeptStaged {
+			w.staged = nil
+		}
 		workerPool.Put(w)
 	}()
 	r := s.req.Load()
-	// Chunks are claimed in increasing order and a worker finishes the chunk
-	// it holds, so once any error is seen every lower position has been
+	// Blocks are claimed in increasing order and a worker finishes the block
+	// it holds, so once an input error is seen every lower position has been
 	// checked: the lowest error found is the first overall.
 	for !s.failed.Load() {
-		start := int(s.next.Add(chunk)) - chunk
+		start := int(s.next.Add(Block)) - Block
 		if start >= s.n {
 			break
 		}
-		for i := start; i < min(start+chunk, s.n); i++ {
+		for i := start; i < min(start+Block, s.n); i++ {
 			if r == nil {
 				if r = s.req.Load(); r != nil {
-					s.flush(w, r)
+					s.flush(w, g, r, start)
 				}
 			}
 			if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
@@ -586,29 +659,41 @@ func (s *computeState) work(g int) {
 					s.errs[g] = err
 				}
 				s.failed.Store(true)
-				break
+				return
 			}
 			if r == nil {
 				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
 				continue
 			}
-			r.row(w, i, s.c, s.out[i*NumFeatures:(i+1)*NumFeatures])
+			r.row(w, i, s.c, s.rowOf(w, i))
+		}
+		if r != nil {
+			s.emit(w, g, start)
 		}
 	}
 	if len(w.staged) > 0 {
 		<-s.done
 		if r = s.req.Load(); r != nil {
-			s.flush(w, r)
+			s.flush(w, g, r, -1)
 		}
 	}
 }
 
-// flush computes the rows of the items w decoded before r was ready.
-func (s *computeState) flush(w *worker, r *Request) {
-	for _, st := range w.staged {
-		w.item = st.item
-		w.tok.split(w.item.Title)
-		r.row(w, st.pos, s.c, s.out[st.pos*NumFeatures:(st.pos+1)*NumFeatures])
+// flush computes the rows of the items w decoded before r was ready, block
+// by block; every block but current (the one w is decoding, if any) is
+// complete then and goes to the sink.
+func (s *computeState) flush(w *worker, g int, r *Request, current int) {
+	for k := 0; k < len(w.staged); {
+		start := w.staged[k].pos / Block * Block
+		for ; k < len(w.staged) && w.staged[k].pos < start+Block; k++ {
+			st := &w.staged[k]
+			w.item = st.item
+			w.tok.split(w.item.Title)
+			r.row(w, st.pos, s.c, s.rowOf(w, st.pos))
+		}
+		if start != current {
+			s.emit(w, g, start)
+		}
 	}
 	clear(w.staged)
 	w.staged = w.staged[:0]

@@ -88,7 +88,7 @@ func TestComputeStagesItemsDuringPreparation(t *testing.T) {
 		return NewRequest(user)
 	}
 	got := make([]float32, len(want))
-	if err := compute(slow, items, nil, 4, got); err != nil {
+	if err := compute(slow, items, nil, 4, got, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range got {
@@ -115,16 +115,69 @@ func TestComputeErrorPrecedenceWithStaging(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		return nil, userErr
 	}
-	if err := compute(slowFail, bad, nil, 4, out); err != userErr {
+	if err := compute(slowFail, bad, nil, 4, out, nil); err != userErr {
 		t.Fatalf("got %v, want the user context error", err)
 	}
 	slowOK := func() (*Request, error) {
 		time.Sleep(30 * time.Millisecond)
 		return NewRequest(user)
 	}
-	err := compute(slowOK, bad, nil, 4, out)
+	err := compute(slowOK, bad, nil, 4, out, nil)
 	var ie *InputError
 	if !errors.As(err, &ie) || ie.Position != 400 {
 		t.Fatalf("got %v, want the error of item 400", err)
+	}
+}
+
+// ComputeBlocks without an output hands every block to the sink exactly
+// once, with the rows Compute writes, staged items included.
+func TestComputeBlocksSink(t *testing.T) {
+	user, items := sampleRequest(t, 1000) // 7 full blocks and a short one
+	want := make([]float32, items.Len()*NumFeatures)
+	if err := Compute(user, items, nil, 1, want); err != nil {
+		t.Fatal(err)
+	}
+	slow := func() (*Request, error) {
+		time.Sleep(30 * time.Millisecond)
+		return NewRequest(user)
+	}
+	fast := func() (*Request, error) { return NewRequest(user) }
+	for _, prep := range []func() (*Request, error){fast, slow} {
+		for _, threads := range []int{1, 3} {
+			got := make([]float32, len(want))
+			var mu sync.Mutex
+			seen := map[int]int{}
+			sink := func(start, end int, rows []float32) error {
+				if start%Block != 0 || end != min(start+Block, items.Len()) || len(rows) != (end-start)*NumFeatures {
+					return fmt.Errorf("bad block [%d, %d) with %d floats", start, end, len(rows))
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				seen[start]++
+				copy(got[start*NumFeatures:], rows)
+				return nil
+			}
+			if err := compute(prep, items, nil, threads, nil, sink); err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 8 {
+				t.Fatalf("threads=%d: %d blocks seen, want 8: %v", threads, len(seen), seen)
+			}
+			for b, k := range seen {
+				if k != 1 {
+					t.Fatalf("block %d seen %d times", b, k)
+				}
+			}
+			for i := range got {
+				if !sameFloat32(got[i], want[i]) {
+					t.Fatalf("threads=%d: value %d (item %d) differs: %v vs %v", threads, i, i/NumFeatures, got[i], want[i])
+				}
+			}
+		}
+	}
+	boom := errors.New("boom")
+	err := ComputeBlocks(user, items, nil, 2, nil, func(int, int, []float32) error { return boom })
+	if err != boom {
+		t.Fatalf("got %v, want the sink's error", err)
 	}
 }

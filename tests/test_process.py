@@ -54,6 +54,35 @@ def test_eight_threads_get_serial_results():
         assert got.tobytes() == serial[(t + k) % 8].tobytes()
 
 
+def test_many_threads_share_the_engine_fairly():
+    # More Python threads than cores, each calling in a loop: every one must
+    # make progress. (Once the Go scheduler was left to pick which cgo
+    # callback ran, and a thread could be starved for seconds.)
+    engine = pyfeat.FeatureEngine()
+    user = msgpack.packb(base_user())
+    items = [msgpack.packb(base_item(i, title=f"диван {i}")) for i in range(1500)]
+    counts = [0] * 8
+    stop = threading.Event()
+    barrier = threading.Barrier(9)
+
+    def work(t):
+        barrier.wait()
+        while not stop.is_set():
+            engine.compute(user, items)
+            counts[t] += 1
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    barrier.wait()
+    stop.wait(4.0)
+    stop.set()
+    for th in threads:
+        th.join(timeout=120)
+    mean = sum(counts) / len(counts)
+    assert min(counts) >= 0.25 * mean, counts
+
+
 def _child_calls(conn):  # runs in a forked child
     try:
         pyfeat.FeatureEngine().compute(base_user(), [base_item()])

@@ -1,6 +1,7 @@
 """The feed service, one process (plus workers) per mode.
 
 GET /feed?user=<user_id>&req=<i>
+    0. waits for one of common.IN_FLIGHT slots (admission control),
     1. reads request i's user context and candidate list from Redis (one
        MGET), then the candidates' item records (one MGET of 3000 keys),
     2. ranks them with the mode (features + CatBoost),
@@ -14,6 +15,7 @@ Listens on 127.0.0.1 only. Started by the harness as
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 
 import redis.asyncio as aioredis
@@ -30,15 +32,17 @@ async def feed(request: web.Request) -> web.Response:
     except (KeyError, ValueError):
         raise web.HTTPBadRequest(text="req=<int> is required")
     r: aioredis.Redis = app["redis"]
-    user_blob, cand_blob = await r.mget(common.user_key(rid), common.cand_key(rid))
-    if user_blob is None or cand_blob is None:
-        raise web.HTTPNotFound(text=f"no request {rid} in the store")
-    ids, candidates = common.unpack_candidates(cand_blob)
-    item_key = common.item_key
-    item_blobs = await r.mget([item_key(i) for i in ids.tolist()])
-    if any(b is None for b in item_blobs):
-        raise web.HTTPInternalServerError(text="missing item records")
-    order, scores = await app["mode"].rank(user_blob, item_blobs, candidates, common.TOP_K)
+    async with app["admission"]:  # see common.IN_FLIGHT
+        user_blob, cand_blob = await r.mget(common.user_key(rid), common.cand_key(rid))
+        if user_blob is None or cand_blob is None:
+            raise web.HTTPNotFound(text=f"no request {rid} in the store")
+        ids, candidates = common.unpack_candidates(cand_blob)
+        item_key = common.item_key
+        item_blobs = await r.mget([item_key(i) for i in ids.tolist()])
+        if any(b is None for b in item_blobs):
+            raise web.HTTPInternalServerError(text="missing item records")
+        order, scores = await app["mode"].rank(user_blob, item_blobs, candidates, common.TOP_K)
+        del item_blobs  # the records go now, not when the response is sent
     return web.json_response({"req": rid, "items": ids[order].tolist(), "scores": scores.tolist()})
 
 
@@ -52,6 +56,7 @@ def make_app(mode_name: str, redis_port: int, model_cbm: str, model_json: str) -
     app.router.add_get("/health", health)
 
     async def on_startup(app):
+        app["admission"] = asyncio.Semaphore(common.IN_FLIGHT)
         app["redis"] = aioredis.Redis(host="127.0.0.1", port=redis_port, max_connections=64)
         mode = MODE_CLASSES[mode_name](model_cbm, model_json)
         await mode.start()

@@ -42,6 +42,13 @@ MODEL_PARAMS = dict(
 MODES = ("python", "python+ppe", "pyfeat", "cpp")
 PPE_WORKERS = 2
 
+# Admission control, the same in every mode: at most IN_FLIGHT requests are
+# fetched and ranked at once, the others wait before touching Redis. A
+# request that cannot be ranked yet should not hold its 3000 records in
+# memory: without a bound, a service's memory grows with its clients
+# rather than with its work. The core count is what every mode can use.
+IN_FLIGHT = os.cpu_count() or 1
+
 # Equality before timing.
 FEATURE_RTOL = 1e-6      # same rule as tests/test_parity.py
 # Scores: every mode scores float32 features with the same model. With equal

@@ -12,7 +12,9 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/pyfeat/pyfeat/gofeatures"
@@ -25,6 +27,25 @@ const abiVersion = 2
 const notAnItem = -2
 
 func main() {}
+
+// inflight counts the engine calls running now. A call uses as many
+// goroutines as its share of the cores: all of them when it runs alone,
+// one when other calls already keep every core busy. Spawning workers then
+// would only add scheduling; worse, with more Python threads calling than
+// there are cores (cffi releases the GIL), the hand-offs between cgo
+// callbacks and their workers let the Go scheduler starve some callers:
+// eight threads on two cores saw single calls wait for seconds.
+var inflight atomic.Int32
+
+// enter registers a call and returns the goroutines it may use (threads as
+// the caller asked, <= 0 for all cores); the caller defers leave.
+func enter(threads int) int {
+	n := int(inflight.Add(1))
+	share := max(1, runtime.GOMAXPROCS(0)/n)
+	return min(gofeatures.Threads(threads), share)
+}
+
+func leave() { inflight.Add(-1) }
 
 // setStatus fills st from err and returns the status code. A nil st is
 // tolerated so that a misuse of the ABI cannot crash the process.
@@ -203,6 +224,8 @@ func pf_compute(user *C.uint8_t, userLen C.int64_t,
 	if outLen > 0 {
 		dst = unsafe.Slice((*float32)(unsafe.Pointer(out)), int(outLen))
 	}
-	err = gofeatures.Compute(goBytes(user, userLen), its, candidates(n, source, score, rank), int(threads), dst)
+	th := enter(int(threads))
+	defer leave()
+	err = gofeatures.Compute(goBytes(user, userLen), its, candidates(n, source, score, rank), th, dst)
 	return setStatus(st, err)
 }

@@ -108,7 +108,9 @@ func pf_model_predict(handle C.int64_t, x *C.float, rows, cols C.int64_t, thread
 	}
 	xs := unsafe.Slice((*float32)(unsafe.Pointer(x)), int(rows*cols))
 	os := unsafe.Slice((*float64)(unsafe.Pointer(out)), int(outLen))
-	return setStatus(st, serving.Predict(m, xs, int(rows), int(cols), int(threads), os))
+	th := enter(int(threads))
+	defer leave()
+	return setStatus(st, serving.Predict(m, xs, int(rows), int(cols), th, os))
 }
 
 //export pf_rank
@@ -136,7 +138,9 @@ func pf_rank(handle C.int64_t, user *C.uint8_t, userLen C.int64_t,
 	}
 	sc := unsafe.Slice((*float64)(unsafe.Pointer(scores)), int(topK))
 	ord := unsafe.Slice((*int64)(unsafe.Pointer(order)), int(topK))
-	err = serving.Rank(m, goBytes(user, userLen), its, candidates(n, source, score, rank), int(threads), feats, sc, ord)
+	th := enter(int(threads))
+	defer leave()
+	err = serving.Rank(m, goBytes(user, userLen), its, candidates(n, source, score, rank), th, feats, sc, ord)
 	var ie *gofeatures.InputError
 	if err != nil && !asInputError(err, &ie) {
 		err = modelError(err)

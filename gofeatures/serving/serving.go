@@ -140,21 +140,21 @@ func Rank(m catboostbridge.Model, user []byte, items gofeatures.Items, c *gofeat
 	if len(scores) != k || k > n {
 		return fmt.Errorf("order and scores must have the same length <= %d items, got %d and %d", n, k, len(scores))
 	}
-	if features == nil {
-		buf := getFloats(n * gofeatures.NumFeatures)
-		defer putFloats(buf)
-		features = *buf
-	} else if len(features) != n*gofeatures.NumFeatures {
+	if features != nil && len(features) != n*gofeatures.NumFeatures {
 		return fmt.Errorf("features buffer has %d values, want %d x %d", len(features), n, gofeatures.NumFeatures)
 	}
-	if err := gofeatures.Compute(user, items, c, threads, features); err != nil {
+	sc := getRankScratch(n)
+	defer rankScratchPool.Put(sc)
+	raw, idx := sc.raw[:n], sc.idx[:n]
+	// Each block of rows is scored by the goroutine that computed it, while
+	// the rows are still in its cache; without a features buffer the
+	// request's feature matrix is never held in memory at once.
+	score := func(start, end int, rows []float32) error {
+		return m.PredictRaw(rows, end-start, raw[start:end], 1)
+	}
+	if err := gofeatures.ComputeBlocks(user, items, c, threads, features, score); err != nil {
 		return err
 	}
-	raw := make([]float64, n)
-	if err := m.PredictRaw(features, n, raw, gofeatures.Threads(threads)); err != nil {
-		return err
-	}
-	idx := make([]int64, n)
 	for i := range idx {
 		idx[i] = int64(i)
 	}
@@ -182,18 +182,20 @@ func b2i(b bool) int {
 	return 0
 }
 
-// Feature buffers are pooled: a 3000 x 77 float32 matrix is ~1 MB, and
-// allocating one per request would make the Go heap (and the process's
-// RSS) breathe with the request rate.
-var floatPool sync.Pool
-
-func getFloats(n int) *[]float32 {
-	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	s := make([]float32, n)
-	return &s
+// rankScratch is Rank's per-call working memory, pooled: a service ranks
+// thousands of items per request, many requests a second.
+type rankScratch struct {
+	raw []float64
+	idx []int64
 }
 
-func putFloats(p *[]float32) { floatPool.Put(p) }
+var rankScratchPool = sync.Pool{New: func() any { return new(rankScratch) }}
+
+func getRankScratch(n int) *rankScratch {
+	s := rankScratchPool.Get().(*rankScratch)
+	if cap(s.raw) < n {
+		s.raw = make([]float64, n)
+		s.idx = make([]int64, n)
+	}
+	return s
+}
