@@ -8,12 +8,30 @@ Decoding and features run in Go, on all cores, with the GIL released.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
-from .requestlog import LoggedRequest, LogFormatError, RequestLog, RequestLogWarning, iter_requests
+
+if TYPE_CHECKING:
+    from .requestlog import LoggedRequest, LogFormatError, RequestLog, RequestLogWarning, iter_requests
 
 __version__ = "0.1.0"
+
+# The request log is imported on first use: a serving process that does not
+# log requests need not hold its code (half a megabyte of RSS).
+_REQUESTLOG_NAMES = frozenset({"LoggedRequest", "LogFormatError", "RequestLog", "RequestLogWarning", "iter_requests"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REQUESTLOG_NAMES:
+        from . import requestlog
+
+        value = getattr(requestlog, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "FeatureEngine",

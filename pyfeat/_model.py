@@ -375,7 +375,11 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
-        req = PreparedRequest(user, items, candidates)
+        return self._rank(PreparedRequest(user, items, candidates), top_k, features_out, log)
+
+    def _rank(
+        self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
+    ) -> RankResult:
         n = req.items.n
         k = n if top_k is None else int(top_k)
         if isinstance(top_k, bool) or k < 0:
@@ -414,7 +418,8 @@ class Ranker:
     ) -> RankResult:
         """``rank`` off the event loop, on this ranker's own threads (at most
         ``max_concurrency`` at once). The call releases the GIL, so other
-        coroutines run meanwhile."""
+        coroutines run meanwhile. Bad inputs raise here, before the request
+        waits for a thread."""
         executor = self._executor
         if executor is None:
             with self._swap:
@@ -424,6 +429,10 @@ class Ranker:
                     )
                 executor = self._executor
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            executor, functools.partial(self.rank, user, items, candidates, top_k, **kwargs)
-        )
+        # The inputs are converted on the loop's thread: Python work holds
+        # the GIL wherever it runs, and here its buffers come from the
+        # allocator arena the caller's records live in, where an executor
+        # thread would keep a glibc arena of its own (a megabyte or two of
+        # RSS per thread).
+        req = PreparedRequest(user, items, candidates)
+        return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
