@@ -580,10 +580,11 @@ type computeState struct {
 	sinkErrs []error                 // per worker, its sink's error
 }
 
-// maxKeptStaged bounds the staging area a pooled worker keeps between calls
-// (items, ~250 bytes each): a user with thousands of views makes it grow,
-// and the pool would otherwise hold that memory for every later request.
-const maxKeptStaged = 256
+// maxKeptStaged bounds a worker's staging area (items, ~250 bytes each): a
+// typical preparation lets a worker stage a few hundred items; for a user
+// with thousands of views, the worker waits for the preparation once it has
+// staged this many, rather than holding thousands.
+const maxKeptStaged = 1024
 
 // stagedItem is an item decoded before the request was prepared; its row is
 // computed once it is (the title is split again then, which costs less than
@@ -626,17 +627,13 @@ func (s *computeState) emit(w *worker, g, start int) {
 }
 
 func (s *computeState) work(g int) {
-	w := workerPool.Get().(*worker)
+	w := workers.get()
 	defer func() {
-		// The pool outlives the call: drop the slices of the caller's buffer,
-		// and a staging area that a slow preparation made large.
+		// The worker outlives the call: drop the slices of the caller's buffer.
 		w.item.Title = nil
 		clear(w.staged)
 		w.staged = w.staged[:0]
-		if cap(w.staged) > maxKeptStaged {
-			w.staged = nil
-		}
-		workerPool.Put(w)
+		workers.put(w)
 	}()
 	r := s.req.Load()
 	// Blocks are claimed in increasing order and a worker finishes the block
@@ -649,8 +646,13 @@ func (s *computeState) work(g int) {
 		}
 		for i := start; i < min(start+Block, s.n); i++ {
 			if r == nil {
+				if len(w.staged) >= maxKeptStaged {
+					<-s.done // bound the staging area: wait for the preparation
+				}
 				if r = s.req.Load(); r != nil {
 					s.flush(w, g, r, start)
+				} else if len(w.staged) >= maxKeptStaged {
+					return // the preparation failed
 				}
 			}
 			if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
@@ -699,4 +701,6 @@ func (s *computeState) flush(w *worker, g int, r *Request, current int) {
 	w.staged = w.staged[:0]
 }
 
-var workerPool = sync.Pool{New: func() any { return new(worker) }}
+// workers keeps idle workers' scratch space between calls: a few calls at
+// once, each with a goroutine per core.
+var workers = freeList[worker]{max: 4 * runtime.GOMAXPROCS(0)}

@@ -74,26 +74,30 @@ func BenchmarkCompute3000(b *testing.B) {
 // and computed afterwards: a slow preparation makes the other workers stage
 // every item, and the rows must still be the serial ones.
 func TestComputeStagesItemsDuringPreparation(t *testing.T) {
-	user, items := sampleRequest(t, 700)
-	want := make([]float32, items.Len()*NumFeatures)
-	r, err := NewRequest(user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Compute(items, nil, 1, want); err != nil {
-		t.Fatal(err)
-	}
-	slow := func() (*Request, error) {
-		time.Sleep(50 * time.Millisecond)
-		return NewRequest(user)
-	}
-	got := make([]float32, len(want))
-	if err := compute(slow, items, nil, 4, got, nil); err != nil {
-		t.Fatal(err)
-	}
-	for i := range got {
-		if !sameFloat32(got[i], want[i]) {
-			t.Fatalf("value %d (item %d) differs: %v vs %v", i, i/NumFeatures, got[i], want[i])
+	// 700 items on 4 goroutines stage a few each; 3000 on 2 make the other
+	// worker reach maxKeptStaged and wait for the preparation.
+	for _, tc := range []struct{ n, threads int }{{700, 4}, {3000, 2}} {
+		user, items := sampleRequest(t, tc.n)
+		want := make([]float32, items.Len()*NumFeatures)
+		r, err := NewRequest(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Compute(items, nil, 1, want); err != nil {
+			t.Fatal(err)
+		}
+		slow := func() (*Request, error) {
+			time.Sleep(50 * time.Millisecond)
+			return NewRequest(user)
+		}
+		got := make([]float32, len(want))
+		if err := compute(slow, items, nil, tc.threads, got, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if !sameFloat32(got[i], want[i]) {
+				t.Fatalf("n=%d: value %d (item %d) differs: %v vs %v", tc.n, i, i/NumFeatures, got[i], want[i])
+			}
 		}
 	}
 }

@@ -2,8 +2,8 @@ package gofeatures
 
 import (
 	"math"
+	"runtime"
 	"slices"
-	"sync"
 )
 
 // Request is the per-request state, built once from the user context and
@@ -28,7 +28,7 @@ type Request struct {
 	nViews      float64
 	cosLat      float64 // cosine of the user's latitude
 
-	// Scratch space, kept with the request so that a pooled request prepares
+	// Scratch space, kept with the request so that a reused request prepares
 	// the next one without allocating (a long view history would otherwise
 	// give the garbage collector a quarter megabyte per call).
 	user     User
@@ -118,12 +118,14 @@ func NewRequest(userBlob []byte) (*Request, error) {
 	return r, nil
 }
 
-var requestPool = sync.Pool{New: func() any { return new(Request) }}
+// requests keeps idle requests, their lookups and scratch space sized by
+// earlier users, for the next calls.
+var requests = freeList[Request]{max: 2 * runtime.GOMAXPROCS(0)}
 
-// acquireRequest is NewRequest from a pool; give the request back with
+// acquireRequest is NewRequest with a request from the free list; give the request back with
 // release once no worker uses it.
 func acquireRequest(userBlob []byte) (*Request, error) {
-	r := requestPool.Get().(*Request)
+	r := requests.get()
 	if err := r.init(userBlob); err != nil {
 		r.release()
 		return nil, err
@@ -131,12 +133,12 @@ func acquireRequest(userBlob []byte) (*Request, error) {
 	return r, nil
 }
 
-// release returns r to the pool. The decoded queries point into the
+// release returns r to the free list. The decoded queries point into the
 // caller's buffer, which must not outlive the call: they are dropped.
 func (r *Request) release() {
 	clear(r.user.Queries)
 	r.user.Queries = r.user.Queries[:0]
-	requestPool.Put(r)
+	requests.put(r)
 }
 
 func (r *Request) init(userBlob []byte) error {
