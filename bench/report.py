@@ -24,9 +24,14 @@ def summarise(path: Path) -> str:
         base = next((b for b in benches if any(m in b["name"] for m in BASELINE_MARKERS)), None)
         for b in sorted(benches, key=lambda b: b["stats"]["median"]):
             med = b["stats"]["median"]
-            ratio = f"{base['stats']['median'] / med:.1f}x faster" if base and b is not base else "baseline" if b is base else ""
+            ratio = "baseline" if b is base else speedup(base["stats"]["median"], med) if base else ""
             lines.append(f"| {group} | {b['name']} | {fmt(med)} | {fmt(b['stats']['min'])} | {b['stats']['rounds']} | {ratio} |")
     return "\n".join(lines)
+
+
+def speedup(base: float, t: float) -> str:
+    """'4.2x faster' or, for a slower benchmark, '5.8x slower' (never '0.2x faster')."""
+    return f"{base / t:.1f}x faster" if t <= base else f"{t / base:.1f}x slower"
 
 
 def fmt(seconds: float) -> str:
