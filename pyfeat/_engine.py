@@ -108,8 +108,10 @@ class FeatureEngine:
     """Computes the feature matrix of a request in Go.
 
     Args:
-        threads: goroutines per call; ``None`` uses every core. The call
-            releases the GIL, so many Python threads may call at once.
+        threads: goroutines per call at most; ``None`` uses every core.
+            The call releases the GIL, so many Python threads may call at
+            once; calls running together share the cores (each gets its
+            share, at least one goroutine).
 
     The engine holds no per-request state; one instance can serve every
     thread of a process.

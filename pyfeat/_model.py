@@ -93,7 +93,8 @@ class Model:
             imported only then. The capi backend loads ``.cbm`` directly.
         backend: ``"native"`` (oblivious trees in Go, exact) or ``"capi"``
             (CatBoost's own ``libcatboostmodel.so``).
-        threads: goroutines per call; ``None`` uses every core.
+        threads: goroutines per call at most; ``None`` uses every core
+            (calls running together share the cores).
         catboost_lib: path of ``libcatboostmodel.so`` for the capi backend
             (default: ``$PYFEAT_CATBOOST_LIB``).
 
@@ -261,12 +262,13 @@ class Ranker:
         model_path: a ``.json`` export (loaded natively; serving never imports
             ``catboost``) or a ``.cbm`` (converted through ``catboost``).
         backend: ``"native"`` or ``"capi"`` (see :class:`Model`).
-        threads: goroutines per call; ``None`` uses every core.
+        threads: goroutines per call at most; ``None`` uses every core
+            (calls running together share the cores).
         catboost_lib: ``libcatboostmodel.so`` for the capi backend.
         max_concurrency: how many ``arank`` calls run at once (default: the
-            number of cores). Each call already uses every core, so running
-            more at once adds memory (each holds its request and feature
-            buffer) and tail latency, not throughput; the others wait.
+            number of cores). The cores are busy with that many, so running
+            more at once adds memory (each holds its request's records) and
+            tail latency, not throughput; the others wait.
 
     The model must have been trained on ``pyfeat.feature_names()``, in that
     order; any other model is refused with the list of differences.
