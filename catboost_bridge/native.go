@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -172,10 +173,16 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	// up the others; each block writes only its own rows of out.
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var panicked atomic.Value // a panic on a worker is the call's error, not the process's end
 	wg.Add(workers)
 	for range workers {
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Errorf("catboostbridge: PredictRaw: panic: %v\n%s", p, debug.Stack()))
+				}
+			}()
 			s := m.getScratch()
 			for {
 				b := int(next.Add(1) - 1)
@@ -188,6 +195,9 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 		}()
 	}
 	wg.Wait()
+	if err, _ := panicked.Load().(error); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -530,20 +531,15 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
+			defer s.recoverPanic() // a panic here would kill the process
 			s.work(g)
 		}(g)
 	}
-	r, err := prepare()
-	if err != nil {
-		s.failed.Store(true)
-	} else {
-		s.req.Store(r)
-	}
-	close(s.done)
-	if err == nil {
-		s.work(0)
-	}
+	err := s.lead(prepare)
 	wg.Wait()
+	if p := s.panicked.Load(); p != nil {
+		return p
+	}
 	if err != nil {
 		return err
 	}
@@ -564,6 +560,50 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 	return nil
 }
 
+// lead is the calling goroutine's part: prepare the request, then work as
+// worker 0. The other workers wait on done, so it is closed whatever
+// happens, a panic included.
+func (s *computeState) lead(prepare func() (*Request, error)) (err error) {
+	defer s.recoverPanic()
+	closed := false
+	defer func() {
+		if !closed {
+			s.failed.Store(true)
+			close(s.done)
+		}
+	}()
+	r, err := prepare()
+	if err != nil {
+		s.failed.Store(true)
+	} else {
+		s.req.Store(r)
+	}
+	closed = true
+	close(s.done)
+	if err == nil {
+		s.work(0)
+	}
+	return err
+}
+
+// recoverPanic turns a panic of a worker into the call's error: the
+// boundary's recover sees only the calling goroutine.
+func (s *computeState) recoverPanic() {
+	if p := recover(); p != nil {
+		s.failed.Store(true)
+		s.panicked.CompareAndSwap(nil, &PanicError{Value: p, Stack: debug.Stack()})
+	}
+}
+
+// PanicError is a panic inside the engine, returned as an error so that
+// the caller can report it instead of the process dying. It is a bug.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v\n%s", e.Value, e.Stack) }
+
 // computeState is what the workers of one Compute call share.
 type computeState struct {
 	items Items
@@ -578,6 +618,7 @@ type computeState struct {
 	failed   atomic.Bool             // an error was found: stop claiming
 	errs     []*InputError           // per worker, its lowest-position error
 	sinkErrs []error                 // per worker, its sink's error
+	panicked atomic.Pointer[PanicError]
 }
 
 // maxKeptStaged bounds a worker's staging area (items, ~250 bytes each): a

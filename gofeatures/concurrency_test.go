@@ -185,3 +185,31 @@ func TestComputeBlocksSink(t *testing.T) {
 		t.Fatalf("got %v, want the sink's error", err)
 	}
 }
+
+// A panic on any goroutine of a call comes back as a *PanicError: only the
+// calling goroutine's panics reach the C boundary's recover, and one on a
+// worker would otherwise end the process.
+func TestComputePanicsBecomeErrors(t *testing.T) {
+	user, items := sampleRequest(t, 1000)
+	var pe *PanicError
+	for _, threads := range []int{1, 4} {
+		err := ComputeBlocks(user, items, nil, threads, nil, func(start, end int, rows []float32) error {
+			if start == 3*Block {
+				panic("boom in a sink")
+			}
+			return nil
+		})
+		if !errors.As(err, &pe) || pe.Value != "boom in a sink" {
+			t.Fatalf("threads=%d: got %v, want the sink's panic", threads, err)
+		}
+	}
+	out := make([]float32, items.Len()*NumFeatures)
+	err := compute(func() (*Request, error) { panic("boom in prepare") }, items, nil, 4, out, nil)
+	if !errors.As(err, &pe) || pe.Value != "boom in prepare" {
+		t.Fatalf("got %v, want the preparation's panic", err)
+	}
+	// and the engine still works afterwards
+	if err := Compute(user, items, nil, 4, out); err != nil {
+		t.Fatal(err)
+	}
+}

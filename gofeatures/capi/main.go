@@ -61,7 +61,11 @@ func setStatus(st *C.pf_status, err error) C.int32_t {
 	key := ""
 	var ie *gofeatures.InputError
 	var se statusError
+	var pe *gofeatures.PanicError
 	switch {
+	case errors.As(err, &pe):
+		code = C.PF_INTERNAL_ERROR
+		err = fmt.Errorf("internal error in pyfeat (please report it): %w", err)
 	case errors.As(err, &ie):
 		code, pos, key = C.PF_INPUT_ERROR, int64(ie.Position), ie.Key
 		if ie.WrongType {
