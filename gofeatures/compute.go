@@ -495,11 +495,8 @@ const Block = 128
 // hot in cache. out may be nil: the rows then live in per-goroutine scratch
 // space and the request's feature matrix is never held in memory at once.
 func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
-	if out != nil && len(out) != items.Len()*NumFeatures {
-		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
-	}
-	if out == nil && sink == nil && items.Len() > 0 {
-		return fmt.Errorf("ComputeBlocks needs an output or a sink")
+	if err := checkOutput(items, out, sink); err != nil {
+		return err
 	}
 	var r *Request
 	defer func() {

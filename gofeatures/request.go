@@ -32,6 +32,7 @@ type Request struct {
 	// the next one without allocating (a long view history would otherwise
 	// give the garbage collector a quarter megabyte per call).
 	user     User
+	blob     []byte    // a copy of the user context, when Begin made one
 	viewCat  []int32   // per view, the index of its category in byCat
 	prices   []float64 // view prices grouped by category, in view order
 	sorted   []float64 // a copy being sorted for a median

@@ -377,7 +377,11 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
-        return self._rank(PreparedRequest(user, items, candidates), top_k, features_out, log)
+        req = PreparedRequest(user, items, candidates, begin=True)
+        try:
+            return self._rank(req, top_k, features_out, log)
+        finally:
+            req.discard_user()
 
     def _rank(
         self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
@@ -396,12 +400,11 @@ class Ranker:
             feats = ffi.from_buffer("float[]", features_out)
         model = self._model  # one model per request, whatever reload() does meanwhile
         st = _native.new_status()
+        args = (*req.c_args(ffi), self._threads, feats,
+                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st)
         handle = model._enter()
         try:
-            code = _native.lib().pf_rank(
-                handle, *req.c_args(ffi), self._threads, feats,
-                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st,
-            )
+            code = _native.lib().pf_rank(handle, req.take_user_handle(), *args)  # consumes the user handle
         finally:
             model._exit()
         _native.check(code, st)
@@ -435,6 +438,9 @@ class Ranker:
         # the GIL wherever it runs, and here its buffers come from the
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
-        # RSS per thread).
-        req = PreparedRequest(user, items, candidates)
-        return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
+        # RSS per thread). The user context is prepared in Go meanwhile.
+        req = PreparedRequest(user, items, candidates, begin=True)
+        try:
+            return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
+        finally:
+            req.discard_user()  # a no-op unless the call never ran

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 _HERE = Path(__file__).resolve().parent
 _HEADER = _HERE / "_lib" / "pyfeat.h"
@@ -130,6 +130,21 @@ def raise_status(st: Any) -> NoReturn:
     if code == PF_INTERNAL_ERROR:
         raise InternalError(message)
     raise PyfeatError(f"unknown status {code}: {message}")
+
+
+def begin_user(user: bytes) -> int:
+    """Start preparing a user context in Go (on another core) and return the
+    handle that the next pf_compute or pf_rank consumes."""
+    handle = ffi.new("int64_t*")
+    st = new_status()
+    check(lib().pf_user_begin(ffi.from_buffer("uint8_t[]", user), len(user), handle, st), st)
+    return int(handle[0])
+
+
+def discard_user(handle: int) -> None:
+    """Release a user handle that no call consumed. A handle that a call
+    consumed meanwhile is not an error: the first of the two wins in Go."""
+    lib().pf_user_discard(handle, new_status())
 
 
 def check(code: int, st: Any) -> None:

@@ -457,11 +457,7 @@ class LoggedRequest:
 
     def prepared(self) -> PreparedRequest:
         """The buffers the engine takes, without re-encoding anything."""
-        req = PreparedRequest.__new__(PreparedRequest)
-        req.user = self.user
-        req.items = self.items
-        req.candidates = self.candidates
-        return req
+        return PreparedRequest.from_buffers(self.user, self.items, self.candidates)
 
 
 def _pread(f: BinaryIO, offset: int, n: int) -> bytes:

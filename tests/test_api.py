@@ -105,3 +105,32 @@ def test_cli_lists_features(capsys):
     assert main(["features"]) == 0
     out = capsys.readouterr().out
     assert pyfeat.spec_hash() in out and "ux_query_overlap" in out
+
+
+def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
+    from pyfeat import _native
+
+    user, items = msgpack.packb(base_user()), [msgpack.packb(base_item(i)) for i in range(3)]
+    want = engine.compute(user, items)
+    # A Python-side error after the user context was handed to Go: the
+    # context is released, and the engine goes on as before.
+    for _ in range(50):
+        with pytest.raises(ValueError):
+            engine.compute(user, items, out=np.empty((2, engine.n_features), dtype=np.float32))
+        with pytest.raises(pyfeat.InputError):
+            engine.compute(user, items, candidates={"source": np.zeros(7, dtype=np.int64)})
+    assert engine.compute(user, items).tobytes() == want.tobytes()
+    # A handle is good for one call; a second use is a clear error, and
+    # discarding a consumed handle is harmless.
+    h = _native.begin_user(user)
+    _native.discard_user(h)
+    _native.discard_user(h)
+    lib, ffi = _native.lib(), _native.ffi
+    out = np.empty((3, engine.n_features), dtype=np.float32)
+    blob = b"".join(items)
+    offsets = np.array([0, len(items[0]), len(items[0]) + len(items[1]), len(blob)], dtype=np.int64)
+    st = _native.new_status()
+    code = lib.pf_compute(h, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), 3,
+                          ffi.NULL, ffi.NULL, ffi.NULL, 1, ffi.from_buffer("float[]", out), out.size, st)
+    with pytest.raises(ValueError, match="user handle"):
+        _native.check(code, st)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -22,7 +23,7 @@ import (
 
 // abiVersion must change with any signature in pyfeat.h; the binding
 // refuses a library of another version (a stale build).
-const abiVersion = 2
+const abiVersion = 3
 
 const notAnItem = -2
 
@@ -211,12 +212,81 @@ func candidates(n C.int64_t, source *C.int64_t, score *C.double, rank *C.int64_t
 	return c
 }
 
+// users holds the user contexts started by pf_user_begin until a call
+// consumes them.
+var users = pendingUsers{m: map[int64]*gofeatures.Pending{}}
+
+type pendingUsers struct {
+	mu   sync.Mutex
+	next int64
+	m    map[int64]*gofeatures.Pending
+}
+
+func (u *pendingUsers) add(p *gofeatures.Pending) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.next++
+	u.m[u.next] = p
+	return u.next
+}
+
+// count is the number of contexts waiting for their call.
+func (u *pendingUsers) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.m)
+}
+
+// take removes and returns the context of handle h.
+func (u *pendingUsers) take(h int64) (*gofeatures.Pending, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	p, ok := u.m[h]
+	if !ok {
+		return nil, fmt.Errorf("unknown or already used user handle %d", h)
+	}
+	delete(u.m, h)
+	return p, nil
+}
+
+//export pf_user_begin
+func pf_user_begin(user *C.uint8_t, userLen C.int64_t, handle *C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	if handle == nil || userLen < 0 || (userLen > 0 && user == nil) {
+		return setStatus(st, fmt.Errorf("pf_user_begin: NULL argument or negative length"))
+	}
+	// The preparation starts at once only when the engine is idle: then a
+	// core is free to do it while Python gets the items ready. When calls
+	// are running, a goroutine more would compete with them for the cores
+	// (and the Go scheduler is not fair to cgo callers then, see inflight):
+	// the call that consumes the handle prepares it.
+	async := inflight.Load() == 0 && users.count() == 0
+	*handle = C.int64_t(users.add(gofeatures.Begin(goBytes(user, userLen), async)))
+	return setStatus(st, nil)
+}
+
+//export pf_user_discard
+func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	p, err := users.take(int64(handle))
+	if err != nil {
+		return setStatus(st, err)
+	}
+	p.Close()
+	return setStatus(st, nil)
+}
+
 //export pf_compute
-func pf_compute(user *C.uint8_t, userLen C.int64_t,
+func pf_compute(userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
 	threads C.int32_t, out *C.float, outLen C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
+	user, err := users.take(int64(userHandle))
+	if err != nil {
+		return setStatus(st, err)
+	}
+	defer user.Close()
 	its, err := items(blob, offsets, n)
 	if err != nil {
 		return setStatus(st, err)
@@ -230,6 +300,6 @@ func pf_compute(user *C.uint8_t, userLen C.int64_t,
 	}
 	th := enter(int(threads))
 	defer leave()
-	err = gofeatures.Compute(goBytes(user, userLen), its, candidates(n, source, score, rank), th, dst)
+	err = gofeatures.ComputeBlocksFrom(user, its, candidates(n, source, score, rank), th, dst, nil)
 	return setStatus(st, err)
 }

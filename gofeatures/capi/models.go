@@ -114,12 +114,17 @@ func pf_model_predict(handle C.int64_t, x *C.float, rows, cols C.int64_t, thread
 }
 
 //export pf_rank
-func pf_rank(handle C.int64_t, user *C.uint8_t, userLen C.int64_t,
+func pf_rank(handle C.int64_t, userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
 	threads C.int32_t, features *C.float, scores *C.double, order *C.int64_t, topK C.int64_t,
 	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
+	user, err := users.take(int64(userHandle))
+	if err != nil {
+		return setStatus(st, err)
+	}
+	defer user.Close()
 	m, release, err := models.Acquire(int64(handle))
 	if err != nil {
 		return setStatus(st, modelError(err))
@@ -140,7 +145,7 @@ func pf_rank(handle C.int64_t, user *C.uint8_t, userLen C.int64_t,
 	ord := unsafe.Slice((*int64)(unsafe.Pointer(order)), int(topK))
 	th := enter(int(threads))
 	defer leave()
-	err = serving.Rank(m, goBytes(user, userLen), its, candidates(n, source, score, rank), th, feats, sc, ord)
+	err = serving.Rank(m, user, its, candidates(n, source, score, rank), th, feats, sc, ord)
 	var ie *gofeatures.InputError
 	if err != nil && !asInputError(err, &ie) {
 		err = modelError(err)

@@ -49,15 +49,25 @@ int32_t pf_catalogue(char* buf, int64_t cap, int64_t* needed, pf_status* st);
 /* pf_spec_hash: writes the 16-hex-digit spec hash and a NUL into buf. */
 int32_t pf_spec_hash(char* buf, int64_t cap, pf_status* st);
 
+/* pf_user_begin: copies the user context (MessagePack, user_len bytes) and
+ * starts decoding and preparing it on another core, so that it is ready
+ * when the items follow; *user_handle receives a handle that the next
+ * pf_compute or pf_rank consumes. Errors in the context are reported by
+ * that call. */
+int32_t pf_user_begin(uint8_t* user, int64_t user_len, int64_t* user_handle, pf_status* st);
+
+/* pf_user_discard: releases a user handle that no call consumed. */
+int32_t pf_user_discard(int64_t user_handle, pf_status* st);
+
 /* pf_compute: the feature matrix of one request.
- * user/user_len: the user context, MessagePack.
+ * user_handle: from pf_user_begin; consumed, whatever the outcome.
  * items: the item records back to back; record i is
  *   items[offsets[i]:offsets[i+1]], offsets has n_items + 1 entries.
  * source, source_score, source_rank: candidate arrays of n_items entries
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
  * out: n_items x pf_num_features() float32, row-major, out_len floats. */
-int32_t pf_compute(uint8_t* user, int64_t user_len,
+int32_t pf_compute(int64_t user_handle,
                    uint8_t* items, int64_t* offsets, int64_t n_items,
                    int64_t* source, double* source_score, int64_t* source_rank,
                    int32_t threads, float* out, int64_t out_len, pf_status* st);
@@ -92,7 +102,7 @@ int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_col
  * pf_num_features() float32 to receive the matrix. scores, order: top_k
  * entries each (top_k <= n_items); order[i] indexes items, scores
  * descending, ties in input order. */
-int32_t pf_rank(int64_t handle, uint8_t* user, int64_t user_len,
+int32_t pf_rank(int64_t handle, int64_t user_handle,
                 uint8_t* items, int64_t* offsets, int64_t n_items,
                 int64_t* source, double* source_score, int64_t* source_rank,
                 int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,

@@ -124,10 +124,10 @@ func Predict(m catboostbridge.Model, x []float32, rows, cols int, threads int, o
 // the order: order[i] is the index into items of the i-th best item, scores
 // are written in that (descending) order, ties keep input order and NaN
 // scores go last. features, if non-nil, receives the feature matrix
-// (n x NumFeatures); otherwise a scratch buffer is used. user is the user
-// context's MessagePack, prepared while items are already decoded. len(order) ==
+// (n x NumFeatures). user is the user context, started with
+// gofeatures.Begin (the caller closes it). len(order) ==
 // len(scores) == top_k <= n (the caller allocates all three).
-func Rank(m catboostbridge.Model, user []byte, items gofeatures.Items, c *gofeatures.Candidates,
+func Rank(m catboostbridge.Model, user *gofeatures.Pending, items gofeatures.Items, c *gofeatures.Candidates,
 	threads int, features []float32, scores []float64, order []int64) error {
 	n := items.Len()
 	if m.Dimensions() != 1 {
@@ -152,7 +152,7 @@ func Rank(m catboostbridge.Model, user []byte, items gofeatures.Items, c *gofeat
 	score := func(start, end int, rows []float32) error {
 		return m.PredictRaw(rows, end-start, raw[start:end], 1)
 	}
-	if err := gofeatures.ComputeBlocks(user, items, c, threads, features, score); err != nil {
+	if err := gofeatures.ComputeBlocksFrom(user, items, c, threads, features, score); err != nil {
 		return err
 	}
 	for i := range idx {
