@@ -461,8 +461,8 @@ func Threads(threads int) int {
 // an input error the returned *InputError is the one of the lowest item
 // position, whatever the scheduling, and out is partially written.
 func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32) error {
-	if len(out) != items.Len()*NumFeatures {
-		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
+	if err := checkOutput(items, out, nil); err != nil {
+		return err
 	}
 	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil)
 }
@@ -473,9 +473,6 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 // long view history) would otherwise be serial time. A user context error
 // takes precedence over item errors.
 func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []float32) error {
-	if len(out) != items.Len()*NumFeatures {
-		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
-	}
 	return ComputeBlocks(userBlob, items, c, threads, out, nil)
 }
 
@@ -495,20 +492,9 @@ const Block = 128
 // hot in cache. out may be nil: the rows then live in per-goroutine scratch
 // space and the request's feature matrix is never held in memory at once.
 func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
-	if err := checkOutput(items, out, sink); err != nil {
-		return err
-	}
-	var r *Request
-	defer func() {
-		if r != nil {
-			r.release()
-		}
-	}()
-	return compute(func() (*Request, error) {
-		var err error
-		r, err = acquireRequest(userBlob)
-		return r, err
-	}, items, c, threads, out, sink)
+	p := start(requests.get(), userBlob, false) // prepared by the calling goroutine, in compute
+	defer p.Close()
+	return ComputeBlocksFrom(p, items, c, threads, out, sink)
 }
 
 func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {

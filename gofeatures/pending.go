@@ -14,7 +14,8 @@ import (
 // goroutine at a time.
 type Pending struct {
 	r     *Request
-	err   error // set before done is closed
+	blob  []byte // the user context
+	err   error  // set before done is closed
 	done  chan struct{}
 	async bool // being prepared on its own goroutine
 	ran   bool // the preparation ran or is running
@@ -24,8 +25,14 @@ type Pending struct {
 // returns). With async, the preparation starts now on a goroutine of its
 // own; otherwise the call that uses the Pending prepares it.
 func Begin(userBlob []byte, async bool) *Pending {
-	p := &Pending{r: requests.get(), done: make(chan struct{}), async: async}
-	p.r.blob = append(p.r.blob[:0], userBlob...)
+	r := requests.get()
+	r.blob = append(r.blob[:0], userBlob...)
+	return start(r, r.blob, async)
+}
+
+// start is Begin without the copy: blob must stay valid until p is closed.
+func start(r *Request, blob []byte, async bool) *Pending {
+	p := &Pending{r: r, blob: blob, done: make(chan struct{}), async: async}
 	if async {
 		p.ran = true
 		go p.run()
@@ -41,7 +48,7 @@ func (p *Pending) run() {
 			p.err = &PanicError{Value: x, Stack: debug.Stack()}
 		}
 	}()
-	if err := p.r.init(p.r.blob); err != nil {
+	if err := p.r.init(p.blob); err != nil {
 		p.err = err
 	}
 }

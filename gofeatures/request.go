@@ -123,17 +123,6 @@ func NewRequest(userBlob []byte) (*Request, error) {
 // earlier users, for the next calls.
 var requests = freeList[Request]{max: 2 * runtime.GOMAXPROCS(0)}
 
-// acquireRequest is NewRequest with a request from the free list; give the request back with
-// release once no worker uses it.
-func acquireRequest(userBlob []byte) (*Request, error) {
-	r := requests.get()
-	if err := r.init(userBlob); err != nil {
-		r.release()
-		return nil, err
-	}
-	return r, nil
-}
-
 // release returns r to the free list. The decoded queries point into the
 // caller's buffer, which must not outlive the call: they are dropped.
 func (r *Request) release() {
@@ -322,11 +311,7 @@ func (r *Request) prepareViews() {
 	row[fUserViews24h] = float32(views24h)
 	row[fUserCategoriesViewed] = float32(categories)
 	if len(u.Views) > 0 {
-		r.prices = r.prices[:0]
-		for _, v := range u.Views {
-			r.prices = append(r.prices, v.Price)
-		}
-		r.medianPrice = r.median(r.prices)
+		r.medianPrice = r.median(r.prices) // all the prices, grouped: the order does not matter
 		row[fUserHoursSinceLastView] = float32(math.Max(r.now-float64(lastTS), 0) / 3600)
 	} else {
 		row[fUserHoursSinceLastView] = float32(math.NaN())
