@@ -427,13 +427,13 @@ def _topk(keys, k):
     return finite[order].astype(np.int64)
 
 
-def ndcg_at_k(gains, scores, k=10):
-    """NDCG@k of ordering ``gains`` by ``scores`` descending (ties: by position).
-
-    Returns NaN when every gain is zero.
-    """
+def ndcg_at_k(gains: Any, scores: Any, k: int = 10) -> float:
+    """NDCG@k of ordering ``gains`` by ``scores`` descending (ties keep
+    input order; NaN scores last). NaN when every gain is 0."""
     gains = np.asarray(gains, dtype=np.float64)
-    order = np.lexsort((np.arange(gains.size), -np.asarray(scores, dtype=np.float64)))
+    s = np.asarray(scores, dtype=np.float64)
+    s = np.where(np.isnan(s), -np.inf, s)
+    order = np.lexsort((np.arange(gains.size), -s))
     disc = 1.0 / np.log2(np.arange(2, k + 2))
     top = gains[order[:k]]
     ideal = np.sort(gains)[::-1][:k]

@@ -35,27 +35,12 @@ from typing import Any
 import numpy as np
 
 from .dataset import DatasetError, publish, read_metadata
+from .synth import ndcg_at_k
 
 __all__ = ["train_model", "TrainReport", "ndcg_at_k", "mean_ndcg", "SOURCE_SCORE_FEATURE"]
 
 SOURCE_SCORE_FEATURE = "src_score"
 MODEL_INFO_KEY = "pyfeat_train"
-
-
-def ndcg_at_k(gains: Any, scores: Any, k: int = 10) -> float:
-    """NDCG@k of ordering ``gains`` by ``scores`` descending (ties keep
-    input order; NaN scores last). NaN when every gain is 0."""
-    gains = np.asarray(gains, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    s = np.where(np.isnan(s), -np.inf, s)
-    order = np.lexsort((np.arange(gains.size), -s))
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    top = gains[order[:k]]
-    ideal = np.sort(gains)[::-1][:k]
-    idcg = float(np.sum(ideal * disc[: ideal.size]))
-    if idcg == 0.0:
-        return float("nan")
-    return float(np.sum(top * disc[: top.size]) / idcg)
 
 
 def mean_ndcg(labels: np.ndarray, scores: np.ndarray, bounds: np.ndarray, k: int = 10) -> tuple[float, int]:
