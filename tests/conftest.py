@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,27 @@ def assert_same_matrix(got: np.ndarray, want: np.ndarray, names, rtol: float = 1
         raise AssertionError(
             f"{(~ok).sum()} values differ; first at row {r}, feature {names[c]}: got {got[r, c]!r}, want {want[r, c]!r}"
         )
+
+
+def run_in_threads(n: int, work, timeout: float = 120) -> None:
+    """Run work(t) for t in range(n), on n threads released together; fail
+    with what any of them raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def run(t):
+        try:
+            barrier.wait()
+            work(t)
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=timeout)
+    assert not errors, errors
 
 
 @pytest.fixture(scope="session")

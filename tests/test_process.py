@@ -17,7 +17,7 @@ import pytest
 
 import pyfeat
 
-from conftest import base_item, base_user
+from conftest import base_item, base_user, run_in_threads
 
 
 def test_eight_threads_get_serial_results():
@@ -31,24 +31,13 @@ def test_eight_threads_get_serial_results():
         requests.append((user, items, cands))
     serial = [engine.compute(*req) for req in requests]
     results: dict[tuple[int, int], np.ndarray] = {}
-    errors = []
-    barrier = threading.Barrier(8)
 
     def work(t):
-        try:
-            barrier.wait()
-            for k in range(10):
-                r = (t + k) % 8
-                results[(t, k)] = engine.compute(*requests[r])
-        except Exception as e:  # surfaced below
-            errors.append(e)
+        for k in range(10):
+            r = (t + k) % 8
+            results[(t, k)] = engine.compute(*requests[r])
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
-    assert not errors, errors
+    run_in_threads(8, work)
     assert len(results) == 80
     for (t, k), got in results.items():
         assert got.tobytes() == serial[(t + k) % 8].tobytes()
@@ -127,7 +116,7 @@ def test_fork_before_load_is_fine():
         import os, sys
         sys.path.insert(0, %r)
         import pyfeat
-        from conftest import base_item, base_user
+        from conftest import base_item, base_user, run_in_threads
         pid = os.fork()
         if pid == 0:
             pyfeat.FeatureEngine().compute(base_user(), [base_item()])

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 import warnings
@@ -28,7 +27,7 @@ from pyfeat.requestlog import (
     scan_log,
 )
 
-from conftest import base_item, base_user
+from conftest import base_item, base_user, run_in_threads
 
 
 @pytest.fixture(scope="module")
@@ -296,24 +295,13 @@ def test_eight_threads_append_whole_records(tmp_path):
     per_thread = 40
     reqs = [make_request(t, 3 + t) for t in range(8)]
     got: dict[str, int] = {}
-    errors = []
-    barrier = threading.Barrier(8)
     with RequestLog(path) as log:
 
         def work(t):
-            try:
-                barrier.wait()
-                for _ in range(per_thread):
-                    got[log.append(*reqs[t])] = t
-            except Exception as e:  # surfaced below
-                errors.append(e)
+            for _ in range(per_thread):
+                got[log.append(*reqs[t])] = t
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=60)
-    assert not errors, errors
+        run_in_threads(8, work, timeout=60)
     assert len(got) == 8 * per_thread
     with warnings.catch_warnings():
         warnings.simplefilter("error")
