@@ -377,11 +377,8 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
-        req = PreparedRequest(user, items, candidates, begin=True)
-        try:
+        with PreparedRequest(user, items, candidates, begin=True) as req:
             return self._rank(req, top_k, features_out, log)
-        finally:
-            req.discard_user()
 
     def _rank(
         self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
@@ -439,8 +436,5 @@ class Ranker:
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
         # RSS per thread). The user context is prepared in Go meanwhile.
-        req = PreparedRequest(user, items, candidates, begin=True)
-        try:
+        with PreparedRequest(user, items, candidates, begin=True) as req:  # frees the context if the call never ran
             return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
-        finally:
-            req.discard_user()  # a no-op unless the call never ran
