@@ -439,14 +439,7 @@ func testAgainstReference(t *testing.T) {
 			maxBorders = 700
 		}
 		sm := randomSynthModel(rng, 1+rng.IntN(12), rng.IntN(60), -1, 1+rng.IntN(3), maxBorders)
-		sm.scale = rng.NormFloat64()
-		for j := range sm.bias {
-			sm.bias[j] = rng.NormFloat64()
-		}
-		m, err := LoadJSON(sm.json())
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadScaled(t, rng, sm)
 		n := 1 + rng.IntN(3*blockSize)
 		x := sm.randomRows(rng, n)
 		for _, threads := range []int{1, 3} {

@@ -61,14 +61,7 @@ func TestPathsAgree(t *testing.T) {
 			dims = 2 + rng.IntN(2)
 		}
 		sm := randomSynthModel(rng, 1+rng.IntN(20), trees, depth, dims, maxBorders)
-		sm.scale = rng.NormFloat64()
-		for j := range sm.bias {
-			sm.bias[j] = rng.NormFloat64()
-		}
-		m, err := LoadJSON(sm.json())
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadScaled(t, rng, sm)
 		n := rowCounts[iter%len(rowCounts)]
 		x := sm.randomRows(rng, n)
 		want := predictPath(t, m, x, n, 1, false)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"testing"
 )
 
 // synthModel is a model description from which tests write a CatBoost-style
@@ -32,6 +33,20 @@ type synthTree struct {
 
 // randomSynthModel makes a model with up to maxBorders borders per feature;
 // features with more than 255 distinct used borders need the uint16 bins.
+// loadScaled gives sm a random scale and bias and loads its JSON export.
+func loadScaled(t *testing.T, rng *rand.Rand, sm *synthModel) *NativeModel {
+	t.Helper()
+	sm.scale = rng.NormFloat64()
+	for j := range sm.bias {
+		sm.bias[j] = rng.NormFloat64()
+	}
+	m, err := LoadJSON(sm.json())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func randomSynthModel(rng *rand.Rand, numFeatures, numTrees, depth, dims, maxBorders int) *synthModel {
 	m := &synthModel{dims: dims, scale: 1, bias: make([]float64, dims)}
 	nans := []string{"AsIs", "AsFalse", "AsTrue"}
