@@ -428,9 +428,14 @@ func (it Items) Validate(c *Candidates) error {
 	}
 	if c != nil {
 		n := it.Len()
-		for name, l := range map[string]int{"source": len(c.Source), "source_score": len(c.Score), "source_rank": len(c.Rank)} {
-			if l != 0 && l != n {
-				return &InputError{Position: UserPosition, Key: "candidates." + name, Msg: fmt.Sprintf("has %d entries for %d items", l, n)}
+		// A fixed order: with several wrong arrays the error names the same
+		// one every time, and nothing is allocated per call.
+		for _, a := range [...]struct {
+			name string
+			len  int
+		}{{"source", len(c.Source)}, {"source_score", len(c.Score)}, {"source_rank", len(c.Rank)}} {
+			if a.len != 0 && a.len != n {
+				return &InputError{Position: UserPosition, Key: "candidates." + a.name, Msg: fmt.Sprintf("has %d entries for %d items", a.len, n)}
 			}
 		}
 		for i, s := range c.Source {
