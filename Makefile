@@ -94,9 +94,14 @@ bench-deps:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-# Micro benchmarks (pytest-benchmark), then the service benchmark.
+# Micro benchmarks (pytest-benchmark), then the service benchmark; then
+# python+ppe against pyfeat again in an environment without pyarrow, which
+# pandas (and so catboost) loads when it is installed, as it is here for
+# pyfeat's training extra (bench/README.md, "Memory").
 bench: lib bench-deps bench-micro
 	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py --modes python+ppe,pyfeat --passes 1 --block-modules pyarrow \
+		--out bench/results/without_pyarrow
 
 bench-micro: lib
 	@mkdir -p bench/results

@@ -111,6 +111,9 @@ def main() -> int:
     ap.add_argument("--stage-timeout", type=float, default=300.0, help="seconds for the in-process stage")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per level, levels 1,4")
     ap.add_argument("--no-cpp-build", action="store_true", help="do not run bench/cpp/build.py")
+    ap.add_argument("--block-modules", default="", metavar="NAMES",
+                    help="comma-separated modules the services cannot import, as if not installed "
+                         "(e.g. pyarrow, which pandas, and so catboost, loads when present)")
     ap.add_argument("--out", default=str(common.RESULTS_DIR))
     ap.add_argument("--perturb", default=None, metavar="MODE",
                     help="self-test: alter MODE's results before the equality check; the harness must refuse to time it")
@@ -145,7 +148,8 @@ def main() -> int:
                                  max_requests=a.max_requests, n_requests=common.N_REQUESTS,
                                  n_candidates=common.N_CANDIDATES, top_k=common.TOP_K, seed=common.SEED,
                                  n_items=common.N_ITEMS, n_users=common.N_USERS, ppe_workers=common.PPE_WORKERS,
-                                 spec_hash=pyfeat.spec_hash(), perturb=a.perturb),
+                                 spec_hash=pyfeat.spec_hash(), perturb=a.perturb,
+                                 block_modules=[x for x in a.block_modules.split(",") if x]),
                      service={}, parity={})
     log(f"machine: {res['machine']}")
 
@@ -198,7 +202,7 @@ def main() -> int:
         for m in modes:
             if m in failed:
                 continue
-            services[m] = procs.Service(m, redis.port, out_dir / "logs")
+            services[m] = procs.Service(m, redis.port, out_dir / "logs", block_modules=a.block_modules)
         for m, s in list(services.items()):
             try:
                 s.wait_ready()
@@ -307,6 +311,7 @@ def main() -> int:
         for m, s in services.items():
             s.tree.snapshot_hwm()
             pss, uss = s.tree.pss_uss()
+            origin = s.tree.rss_by_origin()
             lv = levels_out[m]
             n_all = sum(x["completed"] for x in lv)
             seen = s.tree.seen
@@ -318,6 +323,7 @@ def main() -> int:
                 peak_rss_sampled_mb=max(x["peak_rss_sampled_mb"] for x in lv),
                 peak_rss_first_level_mb=first_level_rss.get(m),
                 pss_end_mb=pss / 2**20, uss_end_mb=uss / 2**20,
+                rss_by_origin_end_mb={k: round(v / 2**20, 1) for k, v in sorted(origin.items(), key=lambda kv: -kv[1])},
                 n_processes=len(seen),
                 processes=[dict(pid=pid, **v, hwm_mb=round(v["hwm_kb"] / 1024, 1)) for pid, v in seen.items()],
             )

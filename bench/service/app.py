@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import common
-from .modes import MODE_CLASSES
+from .modes import SERVED_MODE_CLASSES
 
 
 async def feed(request: web.Request) -> web.Response:
@@ -58,7 +58,7 @@ def make_app(mode_name: str, redis_port: int, model_cbm: str, model_json: str) -
     async def on_startup(app):
         app["admission"] = asyncio.Semaphore(common.IN_FLIGHT)
         app["redis"] = aioredis.Redis(host="127.0.0.1", port=redis_port, max_connections=64)
-        mode = MODE_CLASSES[mode_name](model_cbm, model_json)
+        mode = SERVED_MODE_CLASSES[mode_name](model_cbm, model_json)
         await mode.start()
         app["mode"] = mode
 
@@ -73,7 +73,7 @@ def make_app(mode_name: str, redis_port: int, model_cbm: str, model_json: str) -
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", required=True, choices=sorted(MODE_CLASSES))
+    ap.add_argument("--mode", required=True, choices=sorted(SERVED_MODE_CLASSES))
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--redis-port", type=int, required=True)
     cbm, js = common.model_paths()

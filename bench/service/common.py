@@ -353,7 +353,9 @@ def build_info() -> dict:
     except OSError:
         digest = None
     return dict(commit=git("rev-parse", "--short", "HEAD"),
-                uncommitted_changes=bool(git("status", "--porcelain", "--untracked-files=no")),
+                # The results and the docs this harness (or make bench-micro) writes are not code.
+                uncommitted_changes=bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                             ":(exclude)bench/results", ":(exclude)*.md")),
                 pyfeat_library=str(lib), pyfeat_library_sha256=digest,
                 pyfeat_library_override=os.environ.get("PYFEAT_LIBRARY"))
 

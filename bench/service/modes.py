@@ -141,4 +141,46 @@ class CppMode:
         pass
 
 
+class FloorMode:
+    """Not a ranking: returns the first k candidates at once. The service's
+    memory with it is the floor under every mode's (bench/memory_floor.py)."""
+
+    name = "floor"
+
+    def __init__(self, model_cbm: str, model_json: str) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        k = min(k, len(item_blobs))
+        return np.arange(k), np.zeros(k)
+
+    def close(self) -> None:
+        pass
+
+
+class HoldMode(FloorMode):
+    """Not a ranking: joins the records as pyfeat does and holds them for
+    HOLD_S in a thread, as long as a ranking call would, then answers like
+    FloorMode. The service's memory with it is what keeping a request's
+    inputs alive during a call costs, whatever the call does."""
+
+    name = "floor+hold"
+    HOLD_S = 0.006
+
+    async def rank(self, user_blob, item_blobs, candidates, k):
+        import time
+
+        blob = b"".join(item_blobs)
+        lengths = np.fromiter(map(len, item_blobs), dtype=np.int64, count=len(item_blobs))
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, self.HOLD_S)
+        del blob, lengths
+        return await super().rank(user_blob, item_blobs, candidates, k)
+
+
 MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, CppMode)}
+# Served by serve.py but never timed by run_all.py: they rank nothing.
+FLOOR_MODE_CLASSES = {m.name: m for m in (FloorMode, HoldMode)}
+SERVED_MODE_CLASSES = {**MODE_CLASSES, **FLOOR_MODE_CLASSES}

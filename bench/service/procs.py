@@ -94,8 +94,48 @@ class ProcTree:
                 pass
         return pss, uss
 
+    def rss_by_origin(self) -> dict[str, int]:
+        """Resident memory now (bytes), summed over the processes, by where
+        its pages come from: a Python package's files (by top-level package:
+        "pyarrow", "catboost", "pyfeat"), another file (by name), or
+        "anonymous" (malloc and Python heaps, the Go heap, thread stacks).
+        Says what a mode's peak is made of, and why it moves between
+        machines: how much of a library's code a process touches depends on
+        the CPU features it dispatches to."""
+        out: dict[str, int] = {}
+        for p in self.procs():
+            try:
+                with open(f"/proc/{p.pid}/smaps") as f:
+                    origin = "anonymous"
+                    for line in f:
+                        head = line.split(None, 1)[0]
+                        if not head.endswith(":"):  # a mapping's first line: range perms offset dev inode [path]
+                            fields = line.split(None, 5)
+                            origin = _origin(fields[5].strip() if len(fields) > 5 else "")
+                        elif head == "Rss:":
+                            out[origin] = out.get(origin, 0) + int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return out
+
     def hwm_total_kb(self) -> int:
         return sum(v["hwm_kb"] for v in self.seen.values())
+
+
+def _origin(path: str) -> str:
+    if not path or path.startswith("["):
+        return "anonymous"  # [heap], [stack], unnamed mappings; [vdso] and the like are a few pages
+    parts = Path(path).parts
+    if "site-packages" in parts:
+        i = parts.index("site-packages")
+        if i + 1 < len(parts):
+            top = parts[i + 1]
+            # numpy.libs/, pyarrow/ and _cffi_backend.cpython-311-x86_64-linux-gnu.so alike
+            return top.split(".")[0]
+    name = Path(path).name
+    if name.startswith("libpython") or "/lib/python3" in path:
+        return "python"
+    return name.split(".so")[0]
 
 
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
@@ -129,7 +169,7 @@ class RssSampler:
 class Service:
     """One mode's service process, started with subprocess (its workers use spawn)."""
 
-    def __init__(self, mode: str, redis_port: int, log_dir: Path) -> None:
+    def __init__(self, mode: str, redis_port: int, log_dir: Path, block_modules: str = "") -> None:
         self.mode = mode
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -137,7 +177,7 @@ class Service:
         (log_dir / ".gitignore").write_text("*\n")
         self.log_path = log_dir / f"service-{mode.replace('+', '_')}.log"
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYFEAT_BENCH_BLOCK_MODULES=block_modules)
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVE), "--mode", mode, "--port", str(self.port), "--redis-port", str(redis_port)],
             cwd=common.REPO_DIR, stdout=self._log, stderr=subprocess.STDOUT, env=env)

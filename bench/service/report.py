@@ -40,6 +40,10 @@ def markdown(res: dict) -> str:
              f"meets the same noise). {res['config']['n_requests']} requests of {res['config']['n_candidates']} "
              f"candidates, top {res['config']['top_k']}, model: {res['model']['trees']} trees of depth "
              f"{res['model']['params']['depth']}. Whole run: {res['elapsed_s'] / 60:.1f} min.")
+    blocked = res["config"].get("block_modules")
+    if blocked:
+        L[-1] += (f" Modules the services could not import (--block-modules, as if not installed): "
+                  f"{', '.join(blocked)}.")
     b = res.get("build")
     if b:
         L[-1] += (f" Code: commit {b['commit']}{' + uncommitted changes' if b['uncommitted_changes'] else ''}"
@@ -149,6 +153,16 @@ def markdown(res: dict) -> str:
                  "USS (pages of that mode alone): "
                  + ", ".join(f"{mm} {svc[mm]['pss_end_mb']:.0f} / {svc[mm]['uss_end_mb']:.0f} MB" for mm in timed_modes(res))
                  + ".")
+        by_origin = [(mm, svc[mm]["rss_by_origin_end_mb"]) for mm in timed_modes(res) if svc[mm].get("rss_by_origin_end_mb")]
+        if by_origin:
+            L.append("")
+            L.append("What the resident memory is made of at the end of the run (summed over the mode's processes; "
+                     "files by Python package or library, \"anonymous\" is the malloc and Python heaps, the Go heap "
+                     "and thread stacks), largest first: "
+                     + "; ".join(f"{mm}: " + ", ".join(f"{k} {v:.0f}" for k, v in list(o.items())[:6]) + " MB"
+                                 for mm, o in by_origin)
+                     + ". The share of a library's code that a process touches depends on the CPU it dispatches "
+                       "to, so the same mode's RSS differs between machine types.")
         L.append("")
     rc = res.get("redis_cpu_ms_per_request")
     if rc:

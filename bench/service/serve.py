@@ -9,6 +9,11 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bench/
 
+# run_all.py --block-modules: these modules cannot be imported here or in the
+# spawn workers (which run this file's top level too), as if not installed.
+for _name in filter(None, os.environ.get("PYFEAT_BENCH_BLOCK_MODULES", "").split(",")):
+    sys.modules[_name] = None  # type: ignore[assignment]
+
 if __name__ == "__main__":
     from service.app import main
 
