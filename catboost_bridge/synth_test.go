@@ -31,8 +31,6 @@ type synthTree struct {
 	leaves  []float64 // [leaf][dim]
 }
 
-// randomSynthModel makes a model with up to maxBorders borders per feature;
-// features with more than 255 distinct used borders need the uint16 bins.
 // loadScaled gives sm a random scale and bias and loads its JSON export.
 func loadScaled(t *testing.T, rng *rand.Rand, sm *synthModel) *NativeModel {
 	t.Helper()
@@ -47,6 +45,8 @@ func loadScaled(t *testing.T, rng *rand.Rand, sm *synthModel) *NativeModel {
 	return m
 }
 
+// randomSynthModel makes a model with up to maxBorders borders per feature;
+// features with more than 255 distinct used borders need the uint16 bins.
 func randomSynthModel(rng *rand.Rand, numFeatures, numTrees, depth, dims, maxBorders int) *synthModel {
 	m := &synthModel{dims: dims, scale: 1, bias: make([]float64, dims)}
 	nans := []string{"AsIs", "AsFalse", "AsTrue"}

@@ -109,6 +109,7 @@ def test_cli_lists_features(capsys):
 
 def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     from pyfeat import _native
+    from pyfeat._engine import PreparedRequest
 
     user, items = msgpack.packb(base_user()), [msgpack.packb(base_item(i)) for i in range(3)]
     want = engine.compute(user, items)
@@ -127,10 +128,8 @@ def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     _native.discard_user(h)
     lib, ffi = _native.lib(), _native.ffi
     out = np.empty((3, engine.n_features), dtype=np.float32)
-    blob = b"".join(items)
-    offsets = np.array([0, len(items[0]), len(items[0]) + len(items[1]), len(blob)], dtype=np.int64)
+    req = PreparedRequest(user, items, None)
     st = _native.new_status()
-    code = lib.pf_compute(h, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), 3,
-                          ffi.NULL, ffi.NULL, ffi.NULL, 1, ffi.from_buffer("float[]", out), out.size, st)
+    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, st)
     with pytest.raises(ValueError, match="user handle"):
         _native.check(code, st)

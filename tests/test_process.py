@@ -116,7 +116,7 @@ def test_fork_before_load_is_fine():
         import os, sys
         sys.path.insert(0, %r)
         import pyfeat
-        from conftest import base_item, base_user, run_in_threads
+        from conftest import base_item, base_user
         pid = os.fork()
         if pid == 0:
             pyfeat.FeatureEngine().compute(base_user(), [base_item()])
