@@ -8,9 +8,9 @@ floor+hold:  it joins the records and holds them in a thread for as long
              as a ranking call takes (service/modes.py, HoldMode);
 pyfeat:      Ranker.arank, as in run_all.py.
 
-For each mode: VmHWM and the current RSS after start-up and after each
-load level, then what the resident memory is made of at the end (as in
-run_all.py's report). Prints a table; measures nothing else.
+For each mode: the service's VmHWM after start-up and after each load
+level, its RSS at the end, and what that is made of (as in run_all.py's
+report). Prints a table; writes nothing else.
 """
 
 from __future__ import annotations
@@ -26,14 +26,8 @@ from service.modes import SERVED_MODE_CLASSES  # noqa: E402
 from service.redis_store import RedisServer  # noqa: E402
 
 
-def status_mb(pid: int) -> dict[str, float]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmHWM", "VmRSS"):
-                out[k] = int(v.split()[0]) / 1024
-    return out
+def hwm_mb(pid: int) -> float:
+    return procs.vm_hwm_kb(pid) / 1024
 
 
 def main() -> int:
@@ -61,15 +55,15 @@ def main() -> int:
             try:
                 svc.wait_ready()
                 pid = svc.proc.pid
-                row = {"mode": m, "ready": status_mb(pid)["VmHWM"]}
+                row = {"mode": m, "ready": hwm_mb(pid)}
                 for c in levels:
                     r = procs.run_level(svc, reqs, users, c, duration=a.duration, min_requests=10,
                                         max_requests=100_000, hard_timeout=120)
                     if r["n_errors"]:
                         raise RuntimeError(f"{m} at c={c}: {r['errors'][:2]}")
-                    row[f"c={c}"] = status_mb(pid)["VmHWM"]
-                row["end RSS"] = status_mb(pid)["VmRSS"]
-                row["origin"] = {k: v / 2**20 for k, v in sorted(svc.tree.rss_by_origin().items(), key=lambda kv: -kv[1])}
+                    row[f"c={c}"] = hwm_mb(pid)
+                row["end RSS"] = svc.tree.rss() / 2**20
+                row["origin"] = {k: v / 2**20 for k, v in svc.tree.rss_by_origin().items()}
                 rows.append(row)
             finally:
                 svc.stop()

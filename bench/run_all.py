@@ -323,7 +323,7 @@ def main() -> int:
                 peak_rss_sampled_mb=max(x["peak_rss_sampled_mb"] for x in lv),
                 peak_rss_first_level_mb=first_level_rss.get(m),
                 pss_end_mb=pss / 2**20, uss_end_mb=uss / 2**20,
-                rss_by_origin_end_mb={k: round(v / 2**20, 1) for k, v in sorted(origin.items(), key=lambda kv: -kv[1])},
+                rss_by_origin_end_mb={k: round(v / 2**20, 1) for k, v in origin.items()},
                 n_processes=len(seen),
                 processes=[dict(pid=pid, **v, hwm_mb=round(v["hwm_kb"] / 1024, 1)) for pid, v in seen.items()],
             )

@@ -96,12 +96,12 @@ class ProcTree:
 
     def rss_by_origin(self) -> dict[str, int]:
         """Resident memory now (bytes), summed over the processes, by where
-        its pages come from: a Python package's files (by top-level package:
-        "pyarrow", "catboost", "pyfeat"), another file (by name), or
-        "anonymous" (malloc and Python heaps, the Go heap, thread stacks).
-        Says what a mode's peak is made of, and why it moves between
-        machines: how much of a library's code a process touches depends on
-        the CPU features it dispatches to."""
+        its pages come from, largest first: a Python package's files (by
+        top-level package: "pyarrow", "catboost"), another file (by name),
+        or "anonymous" (malloc and Python heaps, the Go heap, thread
+        stacks). Says what a mode's peak is made of, and why it moves: how
+        much of a library's code a process maps depends on the CPU features
+        it dispatches to and on what the page cache holds."""
         out: dict[str, int] = {}
         for p in self.procs():
             try:
@@ -116,7 +116,7 @@ class ProcTree:
                             out[origin] = out.get(origin, 0) + int(line.split()[1]) * 1024
             except OSError:
                 continue
-        return out
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def hwm_total_kb(self) -> int:
         return sum(v["hwm_kb"] for v in self.seen.values())

@@ -161,8 +161,8 @@ def markdown(res: dict) -> str:
                      "and thread stacks), largest first: "
                      + "; ".join(f"{mm}: " + ", ".join(f"{k} {v:.0f}" for k, v in list(o.items())[:6]) + " MB"
                                  for mm, o in by_origin)
-                     + ". The share of a library's code that a process touches depends on the CPU it dispatches "
-                       "to, so the same mode's RSS differs between machine types.")
+                     + ". How much of a library's code a process maps depends on the CPU it dispatches to and on "
+                       "what the page cache holds, so the same mode's RSS differs between machines and runs.")
         L.append("")
     rc = res.get("redis_cpu_ms_per_request")
     if rc:
