@@ -129,11 +129,11 @@ def profile_go(requests, out: Path, a) -> None:
         req_file = Path(tmp) / "request.bin"
         dump_request(q, req_file)
         prof = out / "engine.cpu.prof"
-        binary = Path(tmp) / "gofeatures.test"
+        binary = Path(tmp) / "features.test"
         env = dict(__import__("os").environ, PYFEAT_BENCH_REQUEST=str(req_file))
         log(f"go: BenchmarkComputeFile on request {q.rid} ({q.n_views} views, {len(q.item_blobs)} items)")
         p = subprocess.run([go, "test", "-run", "^$", "-bench", "ComputeFile", "-benchtime", a.go_benchtime,
-                            "-cpuprofile", str(prof), "-o", str(binary), "./gofeatures"],
+                            "-cpuprofile", str(prof), "-o", str(binary), "./features"],
                            cwd=common.REPO_DIR, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             log(f"  go test failed: {(p.stderr or p.stdout).strip()[-800:]}")

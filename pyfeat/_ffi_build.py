@@ -23,7 +23,7 @@ def declarations(header: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    header = Path(argv[0]) if argv else HERE.parent / "gofeatures" / "capi" / "pyfeat.h"
+    header = Path(argv[0]) if argv else HERE.parent / "cabi" / "pyfeat.h"
     out = Path(argv[1]) if len(argv) > 1 else HERE / "_ffi.py"
     ffi = FFI()
     ffi.cdef(declarations(header.read_text(encoding="utf-8")))

@@ -1,4 +1,4 @@
-"""Private cffi binding of libgofeatures.so.
+"""Private cffi binding of libpyfeat.so.
 
 The library is loaded on first use, not at import, so that a process that
 imports pyfeat and then forks (before any call) is still safe.
@@ -17,7 +17,7 @@ ABI_VERSION = 3
 
 _HERE = Path(__file__).resolve().parent
 _HEADER = _HERE / "_lib" / "pyfeat.h"
-_LIBRARY = _HERE / "_lib" / "libgofeatures.so"
+_LIBRARY = _HERE / "_lib" / "libpyfeat.so"
 
 PF_OK = 0
 PF_INPUT_ERROR = 1

@@ -4,7 +4,7 @@ This is how a Python feed service computes the features: decode every
 record, then loop over the items with dicts. It is the parity oracle for the
 Go engine and the baseline of the benchmarks, so it favours clarity over
 speed, but it must compute exactly what the feature table in
-``gofeatures/catalogue.go`` defines:
+``features/catalogue.go`` defines:
 
 * time differences are taken in floating point (``float(now) - float(ts)``);
 * sums run in the input order, one ``+=`` at a time (never ``sum()``, whose

@@ -352,7 +352,7 @@ def fake_lib(tmp_path_factory):
     if cc is None:
         pytest.skip("no C compiler to build the CatBoost C API test double")
     out = tmp_path_factory.mktemp("fakecb") / "libfakecatboost.so"
-    src = ROOT / "catboost_bridge" / "capi" / "testdata" / "fake_catboostmodel.c"
+    src = ROOT / "catboostcapi" / "testdata" / "fake_catboostmodel.c"
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)], check=True)
     return out
 

@@ -1,7 +1,7 @@
 // The 77 features of pyfeat, computed from MessagePack records.
 //
 // Column order and definitions follow pyfeat.reference (the executable
-// specification) and gofeatures/catalogue.go. This header is free of Python:
+// specification) and features/catalogue.go. This header is free of Python:
 // module.cpp binds it.
 #pragma once
 

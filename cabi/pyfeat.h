@@ -1,0 +1,111 @@
+/* pyfeat.h - the C ABI of libpyfeat.so.
+ *
+ * This header is the single declaration of the ABI: cgo compiles the exports
+ * against it (a signature that drifts fails the build) and the Python binding
+ * reads it for cffi (lines starting with '#' are skipped there).
+ *
+ * Conventions:
+ * - Every function returns a status code, PF_OK (0) on success, and on
+ *   failure fills the caller's pf_status. Go panics are recovered and
+ *   reported as PF_INTERNAL_ERROR; the process survives.
+ * - The caller owns every buffer. Go reads inputs and writes outputs only
+ *   during the call and keeps no pointer to them afterwards.
+ * - Models cross as opaque int64 handles; pf_model_close releases one.
+ */
+#ifndef PYFEAT_H
+#define PYFEAT_H
+
+#include <stdint.h>
+
+#define PF_OK 0
+#define PF_INPUT_ERROR 1
+#define PF_TYPE_ERROR 2
+#define PF_ARGUMENT_ERROR 3
+#define PF_MODEL_ERROR 4
+#define PF_INTERNAL_ERROR 5
+
+typedef struct pf_status {
+    int32_t code;
+    int64_t position;   /* item position; -1: user context; -2: not about an item */
+    char key[256];      /* offending key, NUL-terminated, may be empty */
+    char message[2048]; /* NUL-terminated, UTF-8 */
+} pf_status;
+
+/* pf_abi_version: bumped whenever a signature below changes. */
+int32_t pf_abi_version(void);
+
+/* pf_selftest_panic: panics inside Go on purpose; the recovery turns it
+ * into PF_INTERNAL_ERROR. The test suite calls it to prove that a Go panic
+ * becomes a Python exception, not a dead process. */
+int32_t pf_selftest_panic(pf_status* st);
+
+/* pf_num_features: columns of the feature matrix. */
+int32_t pf_num_features(void);
+
+/* pf_catalogue: writes "name\tgroup\tdefinition\n" per feature into buf
+ * (cap bytes, caller-allocated); *needed receives the size required. */
+int32_t pf_catalogue(char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_spec_hash: writes the 16-hex-digit spec hash and a NUL into buf. */
+int32_t pf_spec_hash(char* buf, int64_t cap, pf_status* st);
+
+/* pf_user_begin: copies the user context (MessagePack, user_len bytes) and
+ * starts decoding and preparing it on another core, so that it is ready
+ * when the items follow; *user_handle receives a handle that the next
+ * pf_compute or pf_rank consumes. Errors in the context are reported by
+ * that call. */
+int32_t pf_user_begin(uint8_t* user, int64_t user_len, int64_t* user_handle, pf_status* st);
+
+/* pf_user_discard: releases a user handle that no call consumed. */
+int32_t pf_user_discard(int64_t user_handle, pf_status* st);
+
+/* pf_compute: the feature matrix of one request.
+ * user_handle: from pf_user_begin; consumed, whatever the outcome.
+ * items: the item records back to back; record i is
+ *   items[offsets[i]:offsets[i+1]], offsets has n_items + 1 entries.
+ * source, source_score, source_rank: candidate arrays of n_items entries
+ *   each, or NULL when absent.
+ * threads: goroutines to use, <= 0 for all cores.
+ * out: n_items x pf_num_features() float32, row-major, out_len floats. */
+int32_t pf_compute(int64_t user_handle,
+                   uint8_t* items, int64_t* offsets, int64_t n_items,
+                   int64_t* source, double* source_score, int64_t* source_rank,
+                   int32_t threads, float* out, int64_t out_len, pf_status* st);
+
+/* ---- models ------------------------------------------------------------
+ * backend: "native" (CatBoost JSON export, evaluated in Go) or "capi"
+ * (CatBoost's libcatboostmodel.so, opened at lib_path, or at
+ * $PYFEAT_CATBOOST_LIB when lib_path is empty; the model is a .cbm). */
+
+/* pf_model_load: loads the model at path; *handle receives its handle. */
+int32_t pf_model_load(char* path, char* backend, char* lib_path, int64_t* handle, pf_status* st);
+
+/* pf_model_close: retires a handle. Calls already running with it finish
+ * first; new calls with it fail. */
+int32_t pf_model_close(int64_t handle, pf_status* st);
+
+/* pf_model_shape: float features per row and outputs per row. */
+int32_t pf_model_shape(int64_t handle, int64_t* n_features, int64_t* dimensions, pf_status* st);
+
+/* pf_model_describe: writes a JSON object {"feature_names": [...] or null,
+ * "metadata": {...}, "trees": n or null} into buf (cap bytes); *needed
+ * receives the size required. */
+int32_t pf_model_describe(int64_t handle, char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_model_predict: raw values (RawFormulaVal) for x, n_rows x n_cols
+ * float32 row-major; out: n_rows x dimensions float64, out_len values. */
+int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_cols,
+                         int32_t threads, double* out, int64_t out_len, pf_status* st);
+
+/* pf_rank: features, scores and order of one request in one call (request
+ * arguments as in pf_compute). features: NULL, or n_items x
+ * pf_num_features() float32 to receive the matrix. scores, order: top_k
+ * entries each (top_k <= n_items); order[i] indexes items, scores
+ * descending, ties in input order. */
+int32_t pf_rank(int64_t handle, int64_t user_handle,
+                uint8_t* items, int64_t* offsets, int64_t n_items,
+                int64_t* source, double* source_score, int64_t* source_rank,
+                int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,
+                pf_status* st);
+
+#endif /* PYFEAT_H */
