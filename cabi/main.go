@@ -92,13 +92,23 @@ func pf_num_features() (v C.int32_t) {
 	return features.NumFeatures
 }
 
+//export pf_num_cat_features
+func pf_num_cat_features() (v C.int32_t) {
+	defer guardValue(&v)
+	faults.Point("pf_num_cat_features")
+	return features.NumCatFeatures
+}
+
 //export pf_catalogue
 func pf_catalogue(buf *C.char, capacity C.int64_t, needed *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_catalogue")
 	var b strings.Builder
 	for _, f := range features.Catalogue {
-		b.WriteString(f.Name + "\t" + f.Group + "\t" + f.Def + "\n")
+		b.WriteString(f.Name + "\t" + f.Group + "\t" + features.KindNumeric + "\t" + f.Def + "\n")
+	}
+	for _, f := range features.CatCatalogue {
+		b.WriteString(f.Name + "\t" + f.Group + "\t" + features.KindCategorical + "\t" + f.Def + "\n")
 	}
 	return setStatus(st, writeText(b.String(), buf, capacity, needed))
 }
@@ -132,19 +142,27 @@ func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 func pf_compute(userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, out *C.float, outLen C.int64_t, st *C.pf_status) (code C.int32_t) {
+	threads C.int32_t, out *C.float, outLen C.int64_t, catOut *C.int64_t, catOutLen C.int64_t,
+	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_compute")
 	its, err := items(blob, offsets, n)
 	if err == nil && outLen > 0 && out == nil {
 		err = pferr.Argumentf("pf_compute: NULL output of %d floats", outLen)
 	}
+	if err == nil && catOut != nil && catOutLen != n*features.NumCatFeatures {
+		err = pferr.Argumentf("pf_compute: categorical output of %d values, want %d x %d", catOutLen, n, features.NumCatFeatures)
+	}
 	if err != nil {
 		_ = svc.DiscardUser(int64(userHandle)) // consumed whatever the outcome
 		return setStatus(st, err)
 	}
+	var cats []int64
+	if catOut != nil {
+		cats = unsafe.Slice((*int64)(unsafe.Pointer(catOut)), int(catOutLen))
+	}
 	return setStatus(st, svc.Compute(int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), view[float32](out, outLen)))
+		int(threads), view[float32](out, outLen), cats))
 }
 
 //export pf_model_load

@@ -24,7 +24,7 @@
 
 /* PF_ABI_VERSION: bumped whenever a signature below changes; the binding
  * refuses a library that reports another version (a stale build). */
-#define PF_ABI_VERSION 4
+#define PF_ABI_VERSION 5
 
 /* Status codes. */
 #define PF_OK 0
@@ -47,11 +47,21 @@ typedef struct pf_status {
  * with; -1 if Go panicked. */
 int32_t pf_abi_version(void);
 
-/* pf_num_features: columns of the feature matrix; -1 if Go panicked. */
+/* pf_num_features: columns of the (numeric, float32) feature matrix; -1 if
+ * Go panicked. */
 int32_t pf_num_features(void);
 
-/* pf_catalogue: writes "name\tgroup\tdefinition\n" per feature into buf
- * (cap bytes, caller-allocated); *needed receives the size required. */
+/* pf_num_cat_features: columns of the categorical (int64) matrix; -1 if Go
+ * panicked. */
+int32_t pf_num_cat_features(void);
+
+/* PF_CAT_MISSING: a missing categorical value (INT64_MIN). */
+#define PF_CAT_MISSING (-9223372036854775807 - 1)
+
+/* pf_catalogue: writes "name\tgroup\tkind\tdefinition\n" per column into
+ * buf (cap bytes, caller-allocated), the numeric columns then the
+ * categorical ones; kind is "numeric" or "categorical". *needed receives
+ * the size required. */
 int32_t pf_catalogue(char* buf, int64_t cap, int64_t* needed, pf_status* st);
 
 /* pf_spec_hash: writes the 16-hex-digit spec hash and a NUL into buf. */
@@ -74,11 +84,14 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  * source, source_score, source_rank: candidate arrays of n_items entries
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
- * out: n_items x pf_num_features() float32, row-major, out_len floats. */
+ * out: n_items x pf_num_features() float32, row-major, out_len floats.
+ * cat_out: NULL, or n_items x pf_num_cat_features() int64, row-major,
+ *   cat_out_len values, to receive the categorical matrix as well. */
 int32_t pf_compute(int64_t user_handle,
                    uint8_t* items, int64_t* offsets, int64_t n_items,
                    int64_t* source, double* source_score, int64_t* source_rank,
-                   int32_t threads, float* out, int64_t out_len, pf_status* st);
+                   int32_t threads, float* out, int64_t out_len,
+                   int64_t* cat_out, int64_t cat_out_len, pf_status* st);
 
 /* ---- models ------------------------------------------------------------
  * backend: "native" (CatBoost JSON export, evaluated in Go) or "capi"

@@ -3,6 +3,7 @@ package features
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strings"
 )
 
@@ -12,6 +13,14 @@ type Feature struct {
 	Group string // "item", "source", "user" or "user_item"
 	Def   string // one line: formula and unit; NaN conditions
 }
+
+// The kinds of column: numeric columns are float32 (NaN for missing);
+// categorical columns are int64 ids (CatMissing for missing) that CatBoost
+// takes as categorical features, each id as its decimal string.
+const (
+	KindNumeric     = "numeric"
+	KindCategorical = "categorical"
+)
 
 // Column indices of the feature matrix. The order is part of the model
 // contract (see SpecHash): append new features, never reorder.
@@ -199,7 +208,61 @@ var Catalogue = [NumFeatures]Feature{
 	fUXLastQueryMatch:       {"ux_last_query_match", "user_item", "1 if a title token is in the newest query, 0 if none or no queries"},
 }
 
-// FeatureNames returns the column names in order (a new slice).
+// Columns of the categorical matrix, a set of its own after the numeric
+// columns: append, never reorder.
+const (
+	cItemCategory = iota
+	cItemSubcategory
+	cItemRegion
+	cItemCity
+	cItemSeller
+	cItemCondition
+	cItemVAS
+	cUserPlatform
+	cSrcID
+	cUXRegionCategory
+	cUXPlatformCategory
+
+	NumCatFeatures
+)
+
+// CatMissing is the value of a missing categorical feature. CatBoost sees
+// it as the string "-9223372036854775808", in training files and in
+// serving alike; an input id equal to it is refused, so it never stands
+// for a real value.
+const CatMissing int64 = math.MinInt64
+
+// CatCatalogue is the table of the categorical columns, in column order.
+var CatCatalogue = [NumCatFeatures]Feature{
+	cItemCategory:       {"cat_item_category", "item", "category id"},
+	cItemSubcategory:    {"cat_item_subcategory", "item", "subcategory id"},
+	cItemRegion:         {"cat_item_region", "item", "region id"},
+	cItemCity:           {"cat_item_city", "item", "city id; missing without city"},
+	cItemSeller:         {"cat_item_seller", "item", "seller_id"},
+	cItemCondition:      {"cat_item_condition", "item", "condition: used 0, new 1; missing without condition"},
+	cItemVAS:            {"cat_item_vas", "item", "paid promotion: '' 0, highlight 1, x2 2, x5 3, xl 4; missing without vas"},
+	cUserPlatform:       {"cat_user_platform", "user", "platform: web 0, ios 1, android 2; missing without platform"},
+	cSrcID:              {"cat_src_id", "source", "candidate generator id, 0..7; missing without candidates"},
+	cUXRegionCategory:   {"cat_ux_region_category", "user_item", "cross(user region, item category); missing without the user's region"},
+	cUXPlatformCategory: {"cat_ux_platform_category", "user_item", "cross(cat_user_platform, item category); missing without platform"},
+}
+
+// Cross is the id of a pair of ids, for the categorical crosses: SplitMix64's
+// finalizer of a*0x9E3779B97F4A7C15 + b (uint64 arithmetic, wrapping),
+// as int64; CatMissing maps to CatMissing+1. Distinct pairs of realistic
+// ids get distinct crosses; CatBoost hashes every value to 32 bits anyway.
+func Cross(a, b int64) int64 {
+	z := uint64(a)*0x9E3779B97F4A7C15 + uint64(b)
+	z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+	z = (z ^ z>>27) * 0x94D049BB133111EB
+	z ^= z >> 31
+	if v := int64(z); v != CatMissing {
+		return v
+	}
+	return CatMissing + 1
+}
+
+// FeatureNames returns the numeric column names in order (a new slice).
 func FeatureNames() []string {
 	out := make([]string, NumFeatures)
 	for i, f := range Catalogue {
@@ -208,9 +271,26 @@ func FeatureNames() []string {
 	return out
 }
 
+// CatFeatureNames returns the categorical column names in order.
+func CatFeatureNames() []string {
+	out := make([]string, NumCatFeatures)
+	for i, f := range CatCatalogue {
+		out[i] = f.Name
+	}
+	return out
+}
+
 // SpecHash identifies the feature list: the first 16 hex digits of SHA-256
-// over the names joined by "\n". A model records it at training time.
+// over "name\tkind" of every column, numeric then categorical, joined by
+// "\n". A model records it at training time.
 func SpecHash() string {
-	sum := sha256.Sum256([]byte(strings.Join(FeatureNames(), "\n")))
+	lines := make([]string, 0, NumFeatures+NumCatFeatures)
+	for _, f := range Catalogue {
+		lines = append(lines, f.Name+"\t"+KindNumeric)
+	}
+	for _, f := range CatCatalogue {
+		lines = append(lines, f.Name+"\t"+KindCategorical)
+	}
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return hex.EncodeToString(sum[:8])
 }

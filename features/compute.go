@@ -20,6 +20,7 @@ type worker struct {
 	seen   map[string]struct{}
 	staged []stagedItem
 	rows   []float32 // Block rows, when the caller gave no output
+	cats   []int64   // Block categorical rows, likewise
 }
 
 // Threads resolves a thread count: <= 0 means all cores Go may use.
@@ -36,10 +37,10 @@ func Threads(threads int) int {
 // an input error the returned *InputError is the one of the lowest item
 // position, whatever the scheduling, and out is partially written.
 func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32) error {
-	if err := checkOutput(items, out, nil); err != nil {
+	if err := checkOutput(items, out, false); err != nil {
 		return err
 	}
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil)
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, false, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -58,6 +59,10 @@ func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []flo
 // computation and is returned by ComputeBlocks (after any input error).
 type BlockSink func(start, end int, rows []float32) error
 
+// CatBlockSink is BlockSink with the block's categorical rows too: cats is
+// row-major, (end-start) x NumCatFeatures.
+type CatBlockSink func(start, end int, rows []float32, cats []int64) error
+
 // Block is the number of items per sink call (the last block may be
 // shorter); it is also the unit of work a goroutine claims.
 const Block = 128
@@ -72,7 +77,10 @@ func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out
 	return ComputeBlocksFrom(p, items, c, threads, out, sink)
 }
 
-func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
+// compute runs a computation: the categorical rows too when withCat, into
+// catOut if it is not nil.
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32,
+	catOut []int64, withCat bool, sink CatBlockSink) error {
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
 		return err
@@ -82,7 +90,7 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 		return err
 	}
 	workers := min(Threads(threads), (n+Block-1)/Block)
-	s := &computeState{items: items, c: c, out: out, sink: sink, n: n, done: make(chan struct{}),
+	s := &computeState{items: items, c: c, out: out, catOut: catOut, withCat: withCat, sink: sink, n: n, done: make(chan struct{}),
 		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
@@ -158,9 +166,11 @@ func (s *computeState) recoverPanic() {
 type computeState struct {
 	items Items
 	c     *Candidates
-	out   []float32 // nil: rows go to each worker's scratch
-	sink  BlockSink // nil: none
-	n     int
+	out     []float32    // nil: rows go to each worker's scratch
+	catOut  []int64      // nil: categorical rows go to each worker's scratch
+	withCat bool         // compute the categorical rows
+	sink    CatBlockSink // nil: none
+	n       int
 
 	req      atomic.Pointer[Request] // set once the user context is prepared
 	done     chan struct{}           // closed when preparation ended, either way
@@ -197,6 +207,26 @@ func (s *computeState) rowOf(w *worker, pos int) []float32 {
 	return w.rows[k*NumFeatures : (k+1)*NumFeatures]
 }
 
+// catRowOf is where the categorical row of item pos goes.
+func (s *computeState) catRowOf(w *worker, pos int) []int64 {
+	if s.catOut != nil {
+		return s.catOut[pos*NumCatFeatures : (pos+1)*NumCatFeatures]
+	}
+	if w.cats == nil {
+		w.cats = make([]int64, Block*NumCatFeatures)
+	}
+	k := pos % Block
+	return w.cats[k*NumCatFeatures : (k+1)*NumCatFeatures]
+}
+
+// rows computes both rows of the item decoded into w.
+func (s *computeState) rows(w *worker, r *Request, pos int) {
+	r.row(w, pos, s.c, s.rowOf(w, pos))
+	if s.withCat {
+		r.catRow(w, pos, s.c, s.catRowOf(w, pos))
+	}
+}
+
 // emit hands the complete block starting at start to the sink.
 func (s *computeState) emit(w *worker, g, start int) {
 	if s.sink == nil || s.failed.Load() {
@@ -209,7 +239,15 @@ func (s *computeState) emit(w *worker, g, start int) {
 	} else {
 		rows = w.rows[:(end-start)*NumFeatures]
 	}
-	if err := s.sink(start, end, rows); err != nil {
+	var cats []int64
+	if s.withCat {
+		if s.catOut != nil {
+			cats = s.catOut[start*NumCatFeatures : end*NumCatFeatures]
+		} else {
+			cats = w.cats[:(end-start)*NumCatFeatures]
+		}
+	}
+	if err := s.sink(start, end, rows, cats); err != nil {
 		if s.sinkErrs[g] == nil {
 			s.sinkErrs[g] = err
 		}
@@ -258,7 +296,7 @@ func (s *computeState) work(g int) {
 				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
 				continue
 			}
-			r.row(w, i, s.c, s.rowOf(w, i))
+			s.rows(w, r, i)
 		}
 		if r != nil {
 			s.emit(w, g, start)
@@ -282,7 +320,7 @@ func (s *computeState) flush(w *worker, g int, r *Request, current int) {
 			st := &w.staged[k]
 			w.item = st.item
 			w.tok.split(w.item.Title)
-			r.row(w, st.pos, s.c, s.rowOf(w, st.pos))
+			s.rows(w, r, st.pos)
 		}
 		if start != current {
 			s.emit(w, g, start)

@@ -363,3 +363,47 @@ func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool)
 	}
 	return
 }
+
+// catCode is a small code held as a float64 (NaN when absent) as an id.
+func catCode(v float64) int64 {
+	if math.IsNaN(v) {
+		return CatMissing
+	}
+	return int64(v)
+}
+
+// catRow computes the categorical row of the item decoded into w, at
+// position pos.
+func (r *Request) catRow(w *worker, pos int, c *Candidates, out []int64) {
+	out = out[:NumCatFeatures]
+	it := &w.item
+	u := r.User
+	out[cItemCategory] = it.Category
+	out[cItemSubcategory] = it.Subcategory
+	out[cItemRegion] = it.Region
+	if it.HasCity {
+		out[cItemCity] = it.City
+	} else {
+		out[cItemCity] = CatMissing
+	}
+	out[cItemSeller] = it.SellerID
+	out[cItemCondition] = catCode(it.Condition)
+	out[cItemVAS] = catCode(it.VAS)
+	platform := catCode(u.Platform)
+	out[cUserPlatform] = platform
+	if c != nil && c.Source != nil {
+		out[cSrcID] = c.Source[pos]
+	} else {
+		out[cSrcID] = CatMissing
+	}
+	if u.HasRegion {
+		out[cUXRegionCategory] = Cross(u.Region, it.Category)
+	} else {
+		out[cUXRegionCategory] = CatMissing
+	}
+	if platform != CatMissing {
+		out[cUXPlatformCategory] = Cross(platform, it.Category)
+	} else {
+		out[cUXPlatformCategory] = CatMissing
+	}
+}

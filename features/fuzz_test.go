@@ -51,6 +51,19 @@ func FuzzCompute(f *testing.F) {
 		out := make([]float32, 2*NumFeatures)
 		_ = Compute(user, items, nil, 2, out)
 		_ = Compute(b, items, nil, 1, out)
+		// The categorical rows: an id the decoder accepted is never the
+		// missing value.
+		cats := make([]int64, 2*NumCatFeatures)
+		p := Begin(user, false)
+		err := ComputeAllFrom(p, items, &Candidates{Source: []int64{1, 2}}, 2, out, cats, nil)
+		p.Close()
+		if err == nil {
+			for _, j := range []int{cItemCategory, cItemSubcategory, cItemRegion, cItemSeller} {
+				if cats[j] == CatMissing {
+					t.Fatalf("column %s is missing for an accepted item", CatCatalogue[j].Name)
+				}
+			}
+		}
 	})
 }
 

@@ -140,10 +140,10 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 			}
 			seen |= reqTitle
 		case "category":
-			it.Category, b, err = readInt(b, "category")
+			it.Category, b, err = readID(b, "category")
 			seen |= reqCategory
 		case "subcategory":
-			it.Subcategory, b, err = readInt(b, "subcategory")
+			it.Subcategory, b, err = readID(b, "subcategory")
 			seen |= reqSubcategory
 		case "price":
 			it.Price, b, err = readFinite(b, "price", 0, math.MaxFloat64)
@@ -152,17 +152,17 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 			it.CreatedAt, b, err = readInt(b, "created_at")
 			seen |= reqCreatedAt
 		case "seller_id":
-			it.SellerID, b, err = readInt(b, "seller_id")
+			it.SellerID, b, err = readID(b, "seller_id")
 			seen |= reqSellerID
 		case "region":
-			it.Region, b, err = readInt(b, "region")
+			it.Region, b, err = readID(b, "region")
 			seen |= reqRegion
 		case "old_price":
 			it.OldPrice, b, err = readFinite(b, "old_price", 0, math.MaxFloat64)
 		case "description_len":
 			it.DescriptionLen, b, err = readCountF(b, "description_len")
 		case "city":
-			it.City, b, err = readInt(b, "city")
+			it.City, b, err = readID(b, "city")
 			it.HasCity = err == nil
 		case "lat":
 			it.Lat, b, err = readFinite(b, "lat", -90, 90)

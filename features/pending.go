@@ -83,17 +83,34 @@ func (p *Pending) Close() {
 // ComputeBlocksFrom is ComputeBlocks for a user context started with Begin.
 // The caller still closes p.
 func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
-	if err := checkOutput(items, out, sink); err != nil {
+	if err := checkOutput(items, out, sink != nil); err != nil {
 		return err
 	}
-	return compute(p.prepare, items, c, threads, out, sink)
+	var s CatBlockSink
+	if sink != nil {
+		s = func(start, end int, rows []float32, _ []int64) error { return sink(start, end, rows) }
+	}
+	return compute(p.prepare, items, c, threads, out, nil, false, s)
 }
 
-func checkOutput(items Items, out []float32, sink BlockSink) error {
+// ComputeAllFrom is ComputeBlocksFrom that computes the categorical rows
+// too: into catOut (n x NumCatFeatures) if it is not nil, and to the sink.
+// With neither out nor catOut, a sink is needed.
+func ComputeAllFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, catOut []int64, sink CatBlockSink) error {
+	if err := checkOutput(items, out, sink != nil || catOut != nil); err != nil {
+		return err
+	}
+	if catOut != nil && len(catOut) != items.Len()*NumCatFeatures {
+		return pferr.Argumentf("categorical output has %d values, want %d x %d", len(catOut), items.Len(), NumCatFeatures)
+	}
+	return compute(p.prepare, items, c, threads, out, catOut, true, sink)
+}
+
+func checkOutput(items Items, out []float32, other bool) error {
 	if out != nil && len(out) != items.Len()*NumFeatures {
 		return pferr.Argumentf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
 	}
-	if out == nil && sink == nil && items.Len() > 0 {
+	if out == nil && !other && items.Len() > 0 {
 		return pferr.Argumentf("an output or a sink is needed")
 	}
 	return nil

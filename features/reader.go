@@ -26,6 +26,19 @@ func readInt(b []byte, key string) (int64, []byte, *InputError) {
 	return readIntMsgp(b, key)
 }
 
+// readID is readInt for an id that is also a categorical value: CatMissing
+// is refused, as it stands for a missing value.
+func readID(b []byte, key string) (int64, []byte, *InputError) {
+	if v, n := uintFast(b); n > 0 {
+		return v, b[n:], nil
+	}
+	v, o, err := readIntMsgp(b, key)
+	if err == nil && v == CatMissing {
+		return 0, nil, valueError(key, "%d is reserved: it marks a missing categorical value", v)
+	}
+	return v, o, err
+}
+
 // uintFast reads a positive fixint, a uint8, uint16 or uint32 (ids,
 // timestamps and counts) and returns it with its encoded size, or size 0
 // for anything else. It is small enough to inline.

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
+from ._engine import (
+    CAT_MISSING,
+    FeatureEngine,
+    FeatureInfo,
+    Features,
+    categorical_feature_names,
+    feature_catalogue,
+    feature_names,
+    spec_hash,
+)
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
@@ -45,8 +54,11 @@ __all__ = [
     "LogFormatError",
     "RequestLogWarning",
     "FeatureInfo",
+    "Features",
+    "CAT_MISSING",
     "feature_catalogue",
     "feature_names",
+    "categorical_feature_names",
     "spec_hash",
     "PyfeatError",
     "InputError",

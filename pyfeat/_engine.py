@@ -11,16 +11,40 @@ import numpy as np
 from . import _native
 from ._inputs import CandidateArrays, ItemBuffers, Record, candidate_arrays, item_buffers, user_bytes
 
-__all__ = ["FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo"]
+__all__ = [
+    "FeatureEngine",
+    "Features",
+    "feature_names",
+    "categorical_feature_names",
+    "spec_hash",
+    "feature_catalogue",
+    "FeatureInfo",
+    "CAT_MISSING",
+    "NUMERIC",
+    "CATEGORICAL",
+]
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+CAT_MISSING = -(2**63)
+"""The value of a missing categorical feature (int64's minimum). CatBoost
+sees it as the string ``"-9223372036854775808"``, in training files and in
+serving alike; an input id equal to it is refused."""
 
 
 class FeatureInfo(tuple):
-    """One catalogue entry: (name, group, definition)."""
+    """One catalogue entry: (name, group, definition, kind).
+
+    ``kind`` is ``"numeric"`` (a float32 column of ``compute``, NaN when
+    missing) or ``"categorical"`` (an int64 column of ``compute_all``'s
+    ``categorical`` matrix, ``CAT_MISSING`` when missing).
+    """
 
     __slots__ = ()
 
-    def __new__(cls, name: str, group: str, definition: str) -> "FeatureInfo":
-        return super().__new__(cls, (name, group, definition))
+    def __new__(cls, name: str, group: str, definition: str, kind: str = NUMERIC) -> "FeatureInfo":
+        return super().__new__(cls, (name, group, definition, kind))
 
     @property
     def name(self) -> str:
@@ -34,26 +58,40 @@ class FeatureInfo(tuple):
     def definition(self) -> str:
         return self[2]
 
+    @property
+    def kind(self) -> str:
+        return self[3]
+
 
 @functools.lru_cache(maxsize=1)
 def _catalogue() -> tuple[FeatureInfo, ...]:
     text = _native.read_text(_native.lib().pf_catalogue)
-    return tuple(FeatureInfo(*line.split("\t", 2)) for line in text.splitlines())
+    out = []
+    for line in text.splitlines():
+        name, group, kind, definition = line.split("\t", 3)
+        out.append(FeatureInfo(name, group, definition, kind))
+    return tuple(out)
 
 
 def feature_catalogue() -> list[FeatureInfo]:
-    """Every feature's name, group and one-line definition, in column order."""
+    """Every column's name, group, one-line definition and kind: the
+    numeric columns in matrix order, then the categorical ones."""
     return list(_catalogue())
 
 
 def feature_names() -> list[str]:
-    """The feature matrix's column names, in order."""
-    return [f.name for f in _catalogue()]
+    """The numeric feature matrix's column names, in order (``compute``)."""
+    return [f.name for f in _catalogue() if f.kind == NUMERIC]
+
+
+def categorical_feature_names() -> list[str]:
+    """The categorical matrix's column names, in order (``compute_all``)."""
+    return [f.name for f in _catalogue() if f.kind == CATEGORICAL]
 
 
 @functools.lru_cache(maxsize=1)
 def spec_hash() -> str:
-    """16 hex digits identifying the feature list (names and order).
+    """16 hex digits identifying the feature list (names, kinds and order).
 
     A model records the hash it was trained with; a model with another hash
     was trained on other features.
@@ -139,6 +177,27 @@ class PreparedRequest:
         )
 
 
+class Features(tuple):
+    """``(numeric, categorical)`` of one request; unpacks as a 2-tuple.
+
+    ``numeric`` is float32 ``(n, len(feature_names()))``, NaN for missing;
+    ``categorical`` is int64 ``(n, len(categorical_feature_names()))``,
+    ``CAT_MISSING`` for missing. CatBoost takes each categorical id as its
+    decimal string (``str(id)``), which is what ``pyfeat train`` gives it.
+    """
+
+    def __new__(cls, numeric: np.ndarray, categorical: np.ndarray) -> "Features":
+        return super().__new__(cls, (numeric, categorical))
+
+    @property
+    def numeric(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def categorical(self) -> np.ndarray:
+        return self[1]
+
+
 class FeatureEngine:
     """Computes the feature matrix of a request in Go.
 
@@ -154,7 +213,8 @@ class FeatureEngine:
 
     def __init__(self, threads: int | None = None) -> None:
         self._threads = _threads_arg(threads)
-        self.n_features = len(_catalogue())
+        self.n_features = len(feature_names())
+        self.n_cat_features = len(categorical_feature_names())
 
     @property
     def threads(self) -> int | None:
@@ -193,8 +253,49 @@ class FeatureEngine:
         with PreparedRequest(user, items, candidates, begin=True) as req:
             return compute_prepared(req, self._threads, out, self.n_features)
 
+    def compute_all(
+        self,
+        user: Record,
+        items: Sequence[Record],
+        candidates: Mapping[str, Any] | None = None,
+        *,
+        out: np.ndarray | None = None,
+        cat_out: np.ndarray | None = None,
+    ) -> Features:
+        """The numeric and the categorical features of one request, in one
+        call (arguments and errors as for ``compute``).
+
+        Args:
+            out: optional float32 array ``(len(items), n_features)``.
+            cat_out: optional C-contiguous int64 array ``(len(items),
+                n_cat_features)``.
+
+        Returns:
+            :class:`Features` ``(numeric, categorical)``: the float32 matrix
+            of ``compute`` and the int64 matrix of the
+            ``categorical_feature_names()`` columns, ``CAT_MISSING`` where
+            a value is missing.
+        """
+        with PreparedRequest(user, items, candidates, begin=True) as req:
+            return compute_prepared_all(req, self._threads, out, cat_out, self.n_features, self.n_cat_features)
+
 
 def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int) -> np.ndarray:
+    return _compute(req, threads, out, n_features, None)
+
+
+def compute_prepared_all(req: PreparedRequest, threads: int, out: np.ndarray | None, cat_out: np.ndarray | None,
+                         n_features: int, n_cat_features: int) -> Features:
+    n = req.items.n
+    if cat_out is None:
+        cat_out = np.empty((n, n_cat_features), dtype=np.int64)
+    else:
+        _check_out(cat_out, (n, n_cat_features), np.int64)
+    return Features(_compute(req, threads, out, n_features, cat_out), cat_out)
+
+
+def _compute(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int,
+             cat_out: np.ndarray | None) -> np.ndarray:
     lib = _native.lib()
     ffi = _native.ffi
     n = req.items.n
@@ -203,7 +304,8 @@ def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None,
     else:
         _check_out(out, (n, n_features), np.float32)
     st = _native.new_status()
-    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, st)
+    cats = (ffi.NULL, 0) if cat_out is None else (ffi.from_buffer("int64_t[]", cat_out), cat_out.size)
+    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, *cats, st)
     code = lib.pf_compute(req.take_user_handle(), *args)  # consumes the handle
     _native.check(code, st)
     return out

@@ -11,12 +11,13 @@ from typing import Any
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from . import feature_catalogue, spec_hash
+    from . import CAT_MISSING, feature_catalogue, spec_hash
 
     catalogue = feature_catalogue()
     if args.json:
         json.dump(
-            {"spec_hash": spec_hash(), "features": [dict(name=f.name, group=f.group, definition=f.definition) for f in catalogue]},
+            {"spec_hash": spec_hash(), "missing_categorical": CAT_MISSING,
+             "features": [dict(name=f.name, kind=f.kind, group=f.group, definition=f.definition) for f in catalogue]},
             sys.stdout,
             ensure_ascii=False,
             indent=2,
@@ -24,9 +25,11 @@ def _cmd_features(args: argparse.Namespace) -> int:
         print()
         return 0
     width = max(len(f.name) for f in catalogue)
-    print(f"# {len(catalogue)} features, spec hash {spec_hash()}")
+    n_cat = sum(f.kind == "categorical" for f in catalogue)
+    print(f"# {len(catalogue) - n_cat} numeric features (float32, NaN when missing) and {n_cat} categorical "
+          f"(int64 ids, {CAT_MISSING} when missing), spec hash {spec_hash()}")
     for i, f in enumerate(catalogue):
-        print(f"{i:3d}  {f.name:<{width}}  {f.group:<9}  {f.definition}")
+        print(f"{i:3d}  {f.name:<{width}}  {f.kind:<11}  {f.group:<9}  {f.definition}")
     return 0
 
 

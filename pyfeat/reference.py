@@ -22,7 +22,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-__all__ = ["FEATURE_NAMES", "compute", "compute_rows", "tokenize", "decode"]
+__all__ = ["FEATURE_NAMES", "CAT_FEATURE_NAMES", "CAT_MISSING", "compute", "compute_rows", "compute_categorical",
+           "categorical_rows", "cross", "tokenize", "decode"]
 
 FEATURE_NAMES = [
     # item
@@ -50,6 +51,14 @@ FEATURE_NAMES = [
     "ux_seller_views", "ux_contacted_item", "ux_contacted_seller", "ux_favorited",
     "ux_shown_count", "ux_query_token_hits", "ux_query_overlap", "ux_last_query_match",
 ]
+
+# The categorical columns: int64 ids, CAT_MISSING when missing.
+CAT_FEATURE_NAMES = [
+    "cat_item_category", "cat_item_subcategory", "cat_item_region", "cat_item_city", "cat_item_seller",
+    "cat_item_condition", "cat_item_vas", "cat_user_platform", "cat_src_id", "cat_ux_region_category",
+    "cat_ux_platform_category",
+]
+CAT_MISSING = -(2**63)
 
 NAN = float("nan")
 PLATFORMS = {"web": 0.0, "ios": 1.0, "android": 2.0}
@@ -395,6 +404,61 @@ def _item_row(s: _UserState, item: dict, pos: int, candidates: Mapping[str, Any]
         f["ux_query_overlap"] = NAN
         f["ux_last_query_match"] = NAN
     return f
+
+
+_U64 = (1 << 64) - 1
+
+
+def cross(a: int, b: int) -> int:
+    """The id of a pair of ids: SplitMix64's finalizer of
+    a * 0x9E3779B97F4A7C15 + b modulo 2**64, as a signed 64-bit integer;
+    CAT_MISSING becomes CAT_MISSING + 1."""
+    z = (a * 0x9E3779B97F4A7C15 + b) & _U64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    z ^= z >> 31
+    v = z - (1 << 64) if z >= 1 << 63 else z
+    return v if v != CAT_MISSING else CAT_MISSING + 1
+
+
+def _cat_item_row(user: dict, item: dict, pos: int, candidates: Mapping[str, Any] | None) -> dict[str, int]:
+    def code(value: Any, codes: Mapping[str, float]) -> int:
+        return CAT_MISSING if value is None else int(codes[value])
+
+    platform = code(user.get("platform"), PLATFORMS)
+    source = None
+    if candidates is not None and candidates.get("source") is not None:
+        source = int(candidates["source"][pos])
+    region = user.get("region")
+    city = item.get("city")
+    return {
+        "cat_item_category": int(item["category"]),
+        "cat_item_subcategory": int(item["subcategory"]),
+        "cat_item_region": int(item["region"]),
+        "cat_item_city": CAT_MISSING if city is None else int(city),
+        "cat_item_seller": int(item["seller_id"]),
+        "cat_item_condition": code(item.get("condition"), CONDITIONS),
+        "cat_item_vas": code(item.get("vas"), VAS_LEVELS),
+        "cat_user_platform": platform,
+        "cat_src_id": CAT_MISSING if source is None else source,
+        "cat_ux_region_category": CAT_MISSING if region is None else cross(int(region), int(item["category"])),
+        "cat_ux_platform_category": CAT_MISSING if platform == CAT_MISSING else cross(platform, int(item["category"])),
+    }
+
+
+def categorical_rows(user: Any, items: Sequence[Any], candidates: Mapping[str, Any] | None = None) -> list[dict[str, int]]:
+    """Categorical features of every item as a list of dicts (name -> int id)."""
+    u = decode(user)
+    return [_cat_item_row(u, decode(item), pos, candidates) for pos, item in enumerate(items)]
+
+
+def compute_categorical(user: Any, items: Sequence[Any], candidates: Mapping[str, Any] | None = None) -> np.ndarray:
+    """The categorical matrix, int64, shape (len(items), len(CAT_FEATURE_NAMES))."""
+    rows = categorical_rows(user, items, candidates)
+    out = np.empty((len(rows), len(CAT_FEATURE_NAMES)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i] = [row[name] for name in CAT_FEATURE_NAMES]
+    return out
 
 
 def compute_rows(user: Any, items: Sequence[Any], candidates: Mapping[str, Any] | None = None) -> list[dict[str, float]]:

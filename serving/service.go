@@ -63,9 +63,10 @@ func (s *Service) DiscardUser(h int64) error {
 	return nil
 }
 
-// Compute writes the feature matrix of one request into out; the user
-// handle is consumed whatever the outcome.
-func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32) error {
+// Compute writes the feature matrix of one request into out, and its
+// categorical matrix into catOut unless that is nil; the user handle is
+// consumed whatever the outcome.
+func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32, catOut []int64) error {
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
@@ -76,6 +77,9 @@ func (s *Service) Compute(user int64, items features.Items, c *features.Candidat
 	}
 	th := s.enter(threads)
 	defer s.leave()
+	if catOut != nil {
+		return features.ComputeAllFrom(p, items, c, th, out, catOut, nil)
+	}
 	return features.ComputeBlocksFrom(p, items, c, th, out, nil)
 }
 

@@ -103,7 +103,7 @@ class Calls:
         st, ffi = self.st(), self.ffi
         code = self.lib.pf_compute(uh, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n,
                                    ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.from_buffer("float[]", out),
-                                   out.size if out_len is None else out_len, st)
+                                   out.size if out_len is None else out_len, ffi.NULL, 0, st)
         return code, st
 
     def rank(self, handle=None, n=300, bad_item=None, user=None, top_k=5):
@@ -227,7 +227,7 @@ class Calls:
 # them return -1 (pf_num_features is driven there by the fault build;
 # pf_abi_version answers before anything else runs, and a -1 makes the
 # binding refuse the library).
-NO_STATUS = {"pf_abi_version", "pf_num_features"}
+NO_STATUS = {"pf_abi_version", "pf_num_features", "pf_num_cat_features"}
 
 
 def assert_class(export: str, code, st, cls: str) -> None:

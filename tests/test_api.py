@@ -27,10 +27,12 @@ def test_at_least_60_features_with_stable_names():
     assert all(f.definition for f in pyfeat.feature_catalogue())
 
 
-def test_spec_hash_is_sha256_of_names():
+def test_spec_hash_is_sha256_of_names_and_kinds():
     import hashlib
 
-    want = hashlib.sha256("\n".join(pyfeat.feature_names()).encode()).hexdigest()[:16]
+    lines = [f"{n}\tnumeric" for n in pyfeat.feature_names()]
+    lines += [f"{n}\tcategorical" for n in pyfeat.categorical_feature_names()]
+    want = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     assert pyfeat.spec_hash() == want
 
 
@@ -130,6 +132,6 @@ def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     out = np.empty((3, engine.n_features), dtype=np.float32)
     req = PreparedRequest(user, items, None)
     st = _native.new_status()
-    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, st)
+    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, ffi.NULL, 0, st)
     with pytest.raises(ValueError, match="user handle"):
         _native.check(code, st)
