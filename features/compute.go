@@ -164,8 +164,8 @@ func (s *computeState) recoverPanic() {
 
 // computeState is what the workers of one Compute call share.
 type computeState struct {
-	items Items
-	c     *Candidates
+	items   Items
+	c       *Candidates
 	out     []float32    // nil: rows go to each worker's scratch
 	catOut  []int64      // nil: categorical rows go to each worker's scratch
 	withCat bool         // compute the categorical rows
