@@ -189,6 +189,9 @@ class Features(tuple):
     def __new__(cls, numeric: np.ndarray, categorical: np.ndarray) -> "Features":
         return super().__new__(cls, (numeric, categorical))
 
+    def __getnewargs__(self) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        return (self[0], self[1])  # pickled as two arguments (dataset workers send it)
+
     @property
     def numeric(self) -> np.ndarray:
         return self[0]

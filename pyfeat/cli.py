@@ -76,6 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         verbose=args.verbose,
         top=args.top,
+        cat_features=not args.no_cat_features,
     )
     return 0
 
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay request logs into a Parquet training file",
         description="Replay request logs (pyfeat.RequestLog) through the feature library, join the labels "
         "from an events CSV (request_id,item_id,event with event click or contact; label 0 none, 1 click, "
-        "2 contact) and write Parquet: request_id, item_id, label and one float32 column per feature.",
+        "2 contact) and write Parquet: request_id, item_id, label, one float32 column per numeric feature and one int64 column per categorical feature.",
     )
     p.add_argument("--requests", nargs="+", required=True, metavar="LOG", help="request log files, in time order")
     p.add_argument("--events", metavar="EVENTS.csv", help="events CSV; without it every label is 0")
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a CatBoost ranking model on a dataset",
         description="Train a CatBoost ranking model (one group per request) on the earliest requests of the "
         "data, report NDCG@10 on the latest ones against the candidate generators' order, and save "
-        "OUT.cbm and OUT.json with the feature names and spec hash in the model metadata.",
+        "OUT.cbm and OUT.json with the feature names and spec hash in the model metadata. The categorical "
+        "columns go to CatBoost as cat_features unless --no-cat-features.",
     )
     p.add_argument("--data", nargs="+", required=True, metavar="DATA.parquet", help="files from `pyfeat dataset`")
     p.add_argument("--out", required=True, metavar="MODEL.cbm", help="the model (its JSON export goes next to it)")
@@ -141,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=_non_negative_int, default=0, metavar="N",
                    help="print CatBoost's progress every N iterations")
     p.add_argument("--top", type=_non_negative_int, default=20, help="features listed by importance")
+    p.add_argument("--no-cat-features", action="store_true",
+                   help="train on the numeric columns only (default: the categorical columns too, as CatBoost "
+                        "cat_features)")
     p.set_defaults(func=_cmd_train)
     return parser
 

@@ -10,11 +10,21 @@ One Parquet file, one row per (request, candidate item), rows in log order
     item_id     int64    the item record's ``id``
     label       int8     0 no event, 1 click, 2 contact (the strongest event of the pair)
     <feature>   float32  one column per ``pyfeat.feature_names()`` entry, in that order
+                         (numeric features; NaN when missing)
+    <cat_...>   int64    one column per ``pyfeat.categorical_feature_names()`` entry, in
+                         that order (categorical ids; ``pyfeat.CAT_MISSING`` when missing)
 
 File metadata (``pyarrow.parquet.read_schema(path).metadata``):
 ``pyfeat_spec_hash`` (``pyfeat.spec_hash()``), ``pyfeat_feature_names`` (JSON
-list), ``pyfeat_label`` (the label definition). Features are computed by the
-same library call as serving, so they are bit-identical to the served ones.
+list of the numeric columns), ``pyfeat_categorical_feature_names`` (JSON list
+of the categorical columns), ``pyfeat_feature_kinds`` (JSON object: column ->
+``"numeric"`` or ``"categorical"``), ``pyfeat_cat_missing`` (the missing
+categorical id, as a decimal string), ``pyfeat_label`` (the label
+definition). Each feature column's field metadata also holds its kind
+(``pyfeat_kind``). Features are computed by the same library call as
+serving, so they are bit-identical to the served ones; a categorical column
+goes to CatBoost as is (``cat_features``): CatBoost takes each id as its
+decimal string, in training as in serving.
 
 Events file
 -----------
@@ -81,14 +91,23 @@ __all__ = [
     "LABELS",
     "LABEL_DEFINITION",
     "FEATURE_NAMES_KEY",
+    "CAT_FEATURE_NAMES_KEY",
+    "FEATURE_KINDS_KEY",
+    "CAT_MISSING_KEY",
+    "KIND_FIELD_KEY",
     "SPEC_HASH_KEY",
     "LABEL_KEY",
+    "read_categorical_names",
 ]
 
 LABELS = {"click": 1, "contact": 2}
 LABEL_DEFINITION = "0 no event, 1 click, 2 contact (strongest event of the (request_id, item_id) pair)"
 SPEC_HASH_KEY = "pyfeat_spec_hash"
 FEATURE_NAMES_KEY = "pyfeat_feature_names"
+CAT_FEATURE_NAMES_KEY = "pyfeat_categorical_feature_names"
+FEATURE_KINDS_KEY = "pyfeat_feature_kinds"
+CAT_MISSING_KEY = "pyfeat_cat_missing"
+KIND_FIELD_KEY = "pyfeat_kind"
 LABEL_KEY = "pyfeat_label"
 ID_COLUMNS = ("request_id", "item_id", "label")
 _ID_LEN = 36  # canonical UUID string
@@ -363,11 +382,12 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
     """Replay some records of one log (runs in a worker process).
 
     Returns one tuple per record: ``("ok", request_id, item_ids int64,
-    features float32 (n, n_features))``, ``("crc", message)`` for a payload
-    that fails its checksum, or ``("input", request_id, message)`` for a
-    request the library rejects.
+    features)`` with ``features`` a :class:`pyfeat.Features` (numeric float32
+    (n, n_features), categorical int64 (n, n_cat_features)), ``("crc",
+    message)`` for a payload that fails its checksum, or ``("input",
+    request_id, message)`` for a request the library rejects.
     """
-    from ._engine import compute_prepared
+    from ._engine import compute_prepared_all
 
     if _engine is None:
         _worker_init(None)
@@ -380,7 +400,8 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
                 out.append(("crc", str(e)))
                 continue
             try:
-                X = compute_prepared(rec.prepared(), _engine._threads, None, _engine.n_features)
+                X = compute_prepared_all(rec.prepared(), _engine._threads, None, None, _engine.n_features,
+                                         _engine.n_cat_features)
             except InputError as e:
                 out.append(("input", rec.request_id, str(e)))
                 continue
@@ -428,14 +449,38 @@ def _check_inputs(logs: Sequence[str | os.PathLike[str]], out: Path) -> list[str
     return paths
 
 
-def _schema(names: list[str], spec: str) -> Any:
+def _schema(names: list[str], spec: str, cat_names: list[str]) -> Any:
     import pyarrow as pa
+
+    from ._engine import CAT_MISSING, CATEGORICAL, NUMERIC
 
     fields = [pa.field("request_id", pa.string(), nullable=False), pa.field("item_id", pa.int64(), nullable=False),
               pa.field("label", pa.int8(), nullable=False)]
-    fields += [pa.field(n, pa.float32()) for n in names]
-    meta = {SPEC_HASH_KEY: spec, FEATURE_NAMES_KEY: json.dumps(names), LABEL_KEY: LABEL_DEFINITION}
+    fields += [pa.field(n, pa.float32(), metadata={KIND_FIELD_KEY: NUMERIC}) for n in names]
+    # Not nullable: a missing categorical value is CAT_MISSING, which is what
+    # CatBoost is given for it in training and in serving.
+    fields += [pa.field(n, pa.int64(), nullable=False, metadata={KIND_FIELD_KEY: CATEGORICAL}) for n in cat_names]
+    kinds = {**{n: NUMERIC for n in names}, **{n: CATEGORICAL for n in cat_names}}
+    meta = {SPEC_HASH_KEY: spec, FEATURE_NAMES_KEY: json.dumps(names), CAT_FEATURE_NAMES_KEY: json.dumps(cat_names),
+            FEATURE_KINDS_KEY: json.dumps(kinds), CAT_MISSING_KEY: str(CAT_MISSING), LABEL_KEY: LABEL_DEFINITION}
     return pa.schema(fields, metadata=meta)
+
+
+def feature_columns(pending: Sequence[tuple[str, np.ndarray, np.ndarray, Any]]) -> list[Any]:
+    """The Arrow columns of the requests in ``pending`` ((request_id,
+    item_ids, labels, Features) each), in ``_schema``'s order."""
+    import pyarrow as pa
+
+    rid_idx = np.repeat(np.arange(len(pending), dtype=np.int32), [len(p[1]) for p in pending])
+    # Dictionary-encoded in memory as in the file: one string per request.
+    rid = pa.DictionaryArray.from_arrays(pa.array(rid_idx), pa.array([p[0] for p in pending])).cast(pa.string())
+    cols = [rid, pa.array(np.concatenate([p[1] for p in pending])), pa.array(np.concatenate([p[2] for p in pending]))]
+    # Column by column from the per-request matrices: one copy of the row
+    # group, not two.
+    for part in (0, 1):  # numeric, categorical
+        width = pending[0][3][part].shape[1]
+        cols += [pa.array(np.concatenate([p[3][part][:, j] for p in pending])) for j in range(width)]
+    return cols
 
 
 class _Writer:
@@ -447,10 +492,10 @@ class _Writer:
         self.schema = schema
         self.row_group_rows = row_group_rows
         self.writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", compression_level=1)
-        self.pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending: list[tuple[str, np.ndarray, np.ndarray, Any]] = []
         self.pending_rows = 0
 
-    def add(self, request_id: str, item_ids: np.ndarray, labels: np.ndarray, X: np.ndarray) -> None:
+    def add(self, request_id: str, item_ids: np.ndarray, labels: np.ndarray, X: Any) -> None:
         self.pending.append((request_id, item_ids, labels, X))
         self.pending_rows += len(item_ids)
         if self.pending_rows >= self.row_group_rows:
@@ -462,15 +507,7 @@ class _Writer:
         if not self.pending:
             return
         n = self.pending_rows
-        rid_idx = np.repeat(np.arange(len(self.pending), dtype=np.int32), [len(p[1]) for p in self.pending])
-        # Dictionary-encoded in memory as in the file: one string per request.
-        rid = pa.DictionaryArray.from_arrays(pa.array(rid_idx), pa.array([p[0] for p in self.pending])).cast(pa.string())
-        cols = [rid, pa.array(np.concatenate([p[1] for p in self.pending])),
-                pa.array(np.concatenate([p[2] for p in self.pending]))]
-        # Column by column from the per-request matrices: one copy of the
-        # row group, not two.
-        n_features = self.pending[0][3].shape[1]
-        cols += [pa.array(np.concatenate([p[3][:, j] for p in self.pending])) for j in range(n_features)]
+        cols = feature_columns(self.pending)
         self.pending, self.pending_rows = [], 0
         self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema), row_group_size=max(n, 1))
 
@@ -505,7 +542,7 @@ def build_dataset(
             the end of a log; ``"skip"`` skips it with a warning (counted).
             A torn or damaged tail is always skipped with a warning.
         row_group_rows: rows per Parquet row group (memory per group:
-            ~330 bytes a row).
+            ~420 bytes a row).
         progress: show a progress bar (log bytes) on stderr.
         echo: where to print the one-line notes (default: nowhere).
 
@@ -517,7 +554,7 @@ def build_dataset(
         LogFormatError: a file that is not a request log, or (with
             ``on_corrupt="error"``) a corrupt record, with file and offset.
     """
-    from ._engine import feature_names, spec_hash
+    from ._engine import categorical_feature_names, feature_names, spec_hash
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -550,7 +587,7 @@ def build_dataset(
     bar = None
     first_input_error = ""
     try:
-        writer = _Writer(tmp, _schema(names, spec_hash()), row_group_rows)
+        writer = _Writer(tmp, _schema(names, spec_hash(), categorical_feature_names()), row_group_rows)
         if progress:
             from tqdm import tqdm
 
@@ -698,8 +735,18 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             pass
 
 
+def read_categorical_names(path: str | os.PathLike[str]) -> list[str]:
+    """The categorical columns recorded in a dataset file (none in a file
+    written before pyfeat had categorical columns)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(str(path)).metadata or {}
+    raw = meta.get(CAT_FEATURE_NAMES_KEY.encode())
+    return [] if raw is None else list(json.loads(raw))
+
+
 def read_metadata(path: str | os.PathLike[str]) -> tuple[list[str], str]:
-    """(feature names, spec hash) recorded in a dataset file."""
+    """(numeric feature names, spec hash) recorded in a dataset file."""
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(str(path)).metadata or {}

@@ -1,6 +1,12 @@
 """Train a CatBoost ranking model on a dataset built by ``pyfeat dataset``
 (``pyfeat train``).
 
+* Features: the numeric columns, and by default the categorical columns as
+  CatBoost ``cat_features`` (one-hot for small ones, CTRs and combinations
+  for the rest); each id goes to CatBoost as its decimal string, the missing
+  value ``pyfeat.CAT_MISSING`` included, exactly as serving hashes it.
+  ``cat_features=False`` (``--no-cat-features``) trains on the numeric
+  columns alone.
 * Loss: YetiRank (CatBoost's listwise ranking loss), one group per request
   (``--loss`` takes any CatBoost ranking loss, e.g. ``QueryRMSE``, which is
   several times faster).
@@ -11,8 +17,10 @@
   only ``negatives`` unlabelled items per training request are kept (seeded),
   which makes YetiRank several times faster on long candidate lists.
 * Output: ``OUT.cbm`` and its JSON export ``OUT.json`` (what
-  ``pyfeat.Ranker`` loads natively), both with ``pyfeat_spec_hash`` and
-  ``pyfeat_feature_names`` in the model metadata; written to temporary files
+  ``pyfeat.Ranker`` loads natively), both with ``pyfeat_spec_hash``,
+  ``pyfeat_feature_names`` (every column the model takes, numeric then
+  categorical) and ``pyfeat_categorical_feature_names`` in the model
+  metadata; written to temporary files
   and renamed, so a failure never leaves a partial model.
 * Report: NDCG@10 on the held-out requests (gains = labels: click 1, contact
   2; requests without any positive label are skipped) of the model's order
@@ -34,13 +42,30 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import DatasetError, publish, read_metadata
+from .dataset import DatasetError, publish, read_categorical_names, read_metadata
 from .synth import ndcg_at_k
 
-__all__ = ["train_model", "TrainReport", "ndcg_at_k", "mean_ndcg", "SOURCE_SCORE_FEATURE"]
+__all__ = ["train_model", "TrainReport", "ndcg_at_k", "mean_ndcg", "SOURCE_SCORE_FEATURE", "catboost_data"]
 
 SOURCE_SCORE_FEATURE = "src_score"
 MODEL_INFO_KEY = "pyfeat_train"
+CAT_FEATURE_NAMES_KEY = "pyfeat_categorical_feature_names"
+
+
+def catboost_data(numeric: np.ndarray, categorical: np.ndarray | None, names: Sequence[str],
+                  cat_names: Sequence[str] = ()) -> Any:
+    """The rows as CatBoost takes them (a ``catboost.FeaturesData``): the
+    float32 numeric columns, then the categorical ids as their decimal
+    strings (bytes), ``CAT_MISSING`` included: what serving hashes in Go.
+    Without categorical columns, the numeric matrix itself."""
+    if categorical is None or categorical.shape[1] == 0:
+        return numeric
+    from catboost import FeaturesData
+
+    # int64 -> bytes is the decimal string (20 characters hold int64's minimum).
+    cats = np.ascontiguousarray(categorical, dtype=np.int64).astype("S20").astype(object)
+    return FeaturesData(num_feature_data=np.ascontiguousarray(numeric, dtype=np.float32),
+                        cat_feature_data=cats, num_feature_names=list(names), cat_feature_names=list(cat_names))
 
 
 def mean_ndcg(labels: np.ndarray, scores: np.ndarray, bounds: np.ndarray, k: int = 10) -> tuple[float, int]:
@@ -65,9 +90,10 @@ class TrainReport:
     valid_rows: int = 0
     valid_requests_scored: int = 0  # held-out requests with a positive label
     dropped_no_positive: int = 0  # training requests without a positive label
+    cat_features: list[str] = field(default_factory=list)  # categorical columns the model takes
     ndcg_model: float = float("nan")
     ndcg_source: float = float("nan")
-    importance: list[tuple[str, float, int]] = field(default_factory=list)  # (name, %, splits), descending
+    importance: list[tuple[str, float, int]] = field(default_factory=list)  # (name, %, splits; -1 categorical), descending
     unused: list[str] = field(default_factory=list)
     train_seconds: float = 0.0
     seconds: float = 0.0
@@ -75,14 +101,16 @@ class TrainReport:
 
 
 class _Data:
-    def __init__(self, X: np.ndarray, labels: np.ndarray, rids: list[str], bounds: np.ndarray) -> None:
+    def __init__(self, X: np.ndarray, C: np.ndarray | None, labels: np.ndarray, rids: list[str],
+                 bounds: np.ndarray) -> None:
         self.X = X  # float32 (rows, features), rows grouped by request, requests in time order
+        self.C = C  # int64 (rows, categorical features), or None
         self.labels = labels  # int8
         self.rids = rids  # request ids, time order
         self.bounds = bounds  # int64, len(rids) + 1: request g is rows bounds[g]:bounds[g+1]
 
 
-def _load(paths: Sequence[str], names: list[str]) -> _Data:
+def _load(paths: Sequence[str], names: list[str], cat_names: list[str]) -> _Data:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -97,12 +125,12 @@ def _load(paths: Sequence[str], names: list[str]) -> _Data:
             file_names, spec = read_metadata(p)
         except (OSError, pa.ArrowInvalid) as e:
             raise DatasetError(f"{p}: cannot read it as Parquet: {e}") from e
-        if spec != ours or file_names != names:
+        if spec != ours or file_names != names or (cat_names and read_categorical_names(p) != cat_names):
             raise DatasetError(
                 f"{p} was built with feature spec {spec} ({len(file_names)} features); this pyfeat computes "
                 f"{ours} ({len(names)} features): rebuild it with `pyfeat dataset`"
             )
-        tables.append(pq.read_table(p, columns=["request_id", "label", *names]))
+        tables.append(pq.read_table(p, columns=["request_id", "label", *names, *cat_names]))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
     n = table.num_rows
@@ -127,11 +155,17 @@ def _load(paths: Sequence[str], names: list[str]) -> _Data:
     for j, name in enumerate(names):
         X[:, j] = table.column(name).to_numpy()[perm]
         table = table.drop_columns([name])  # each column's memory goes once it is copied
+    C = None
+    if cat_names:
+        C = np.empty((n, len(cat_names)), dtype=np.int64)
+        for j, name in enumerate(cat_names):
+            C[:, j] = table.column(name).to_numpy()[perm]
+            table = table.drop_columns([name])
     del table
     rids = sorted(uniq)
     sizes = np.bincount(rank[codes], minlength=len(uniq))
     bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    return _Data(X, labels, rids, bounds)
+    return _Data(X, C, labels, rids, bounds)
 
 
 def _rows_of(bounds: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -169,6 +203,7 @@ def train_model(
     verbose: int = 0,
     echo: Callable[[str], None] | None = print,
     top: int = 20,
+    cat_features: bool = True,
 ) -> TrainReport:
     """Train, save and report (see the module docstring).
 
@@ -185,6 +220,8 @@ def train_model(
         verbose: print CatBoost's progress every this many iterations (0: never).
         echo: where the report lines go (``None``: nowhere).
         top: features listed by importance.
+        cat_features: train with the categorical columns as CatBoost
+            ``cat_features`` (default); ``False``: the numeric columns only.
 
     Raises:
         DatasetError: a missing or foreign dataset, too few requests, no
@@ -192,7 +229,7 @@ def train_model(
     """
     from catboost import CatBoost, Pool
 
-    from ._engine import feature_names, spec_hash
+    from ._engine import categorical_feature_names, feature_names, spec_hash
     from ._model import FEATURE_NAMES_KEY, SPEC_HASH_KEY
 
     t0 = time.perf_counter()
@@ -209,7 +246,8 @@ def train_model(
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     json_path = out.with_suffix(".json")
     names = feature_names()
-    d = _load(paths, names)
+    cat_names = categorical_feature_names() if cat_features else []
+    d = _load(paths, names, cat_names)
     n_req = len(d.rids)
     n_valid = int(round(valid_fraction * n_req))
     n_valid = min(max(n_valid, 1), n_req - 1)
@@ -218,7 +256,7 @@ def train_model(
         raise DatasetError(f"{n_req} request(s) in the data: at least 2 are needed for a train/validation split")
 
     rep = TrainReport(model_path=str(out), json_path=str(json_path), rows=len(d.labels), requests=n_req,
-                      train_requests=n_train, valid_requests=n_valid)
+                      train_requests=n_train, valid_requests=n_valid, cat_features=list(cat_names))
     sizes = np.diff(d.bounds)
     positives = np.add.reduceat((d.labels > 0).astype(np.int64), d.bounds[:-1])  # requests have >= 1 row
     train_groups = np.arange(n_train)
@@ -254,13 +292,18 @@ def train_model(
     if learning_rate is not None:
         params["learning_rate"] = float(learning_rate)
     rep.params = {k: v for k, v in params.items() if k not in ("allow_writing_files", "verbose")}
-    say(f"training {loss} on {rep.train_rows} rows of {len(train_groups)} requests "
+    kinds = f"{len(names)} numeric and {len(cat_names)} categorical features" if cat_names else \
+        f"{len(names)} numeric features (no categorical)"
+    say(f"training {loss} with {kinds} on {rep.train_rows} rows of {len(train_groups)} requests "
         f"({rep.dropped_no_positive} without a positive label left out); "
         f"holding out the latest {n_valid} requests ({rep.valid_rows} rows)")
     model = CatBoost(params)
     t1 = time.perf_counter()
     try:
-        model.fit(Pool(d.X[rows], d.labels[rows].astype(np.float32), group_id=group, feature_names=names))
+        C = None if d.C is None else d.C[rows]
+        data = catboost_data(d.X[rows], C, names, cat_names)
+        model.fit(Pool(data, d.labels[rows].astype(np.float32), group_id=group,
+                       feature_names=None if cat_names else names))
     except Exception as e:  # CatBoostError: bad parameters, a loss that needs other labels, ...
         raise DatasetError(f"catboost: {e}") from e
     rep.train_seconds = time.perf_counter() - t1
@@ -269,7 +312,8 @@ def train_model(
                 train_requests=len(train_groups), valid_requests=n_valid, first_valid_request=d.rids[n_train])
     meta = model.get_metadata()
     meta[SPEC_HASH_KEY] = spec_hash()
-    meta[FEATURE_NAMES_KEY] = json.dumps(names)
+    meta[FEATURE_NAMES_KEY] = json.dumps(names + cat_names)
+    meta[CAT_FEATURE_NAMES_KEY] = json.dumps(cat_names)
     meta[MODEL_INFO_KEY] = json.dumps(info)
     _save_atomically(out, lambda p: model.save_model(p, format="cbm"))
     _save_atomically(json_path, lambda p: model.save_model(p, format="json"))
@@ -277,27 +321,33 @@ def train_model(
     Xv = d.X[valid_rows]
     yv = d.labels[valid_rows]
     vb = d.bounds[n_train:] - d.bounds[n_train]
-    scores = np.asarray(model.predict(Xv, prediction_type="RawFormulaVal"), dtype=np.float64)
+    valid = catboost_data(Xv, None if d.C is None else d.C[valid_rows], names, cat_names)
+    scores = np.asarray(model.predict(valid, prediction_type="RawFormulaVal"), dtype=np.float64)
     rep.ndcg_model, rep.valid_requests_scored = mean_ndcg(yv, scores, vb)
     rep.ndcg_source, _ = mean_ndcg(yv, Xv[:, names.index(SOURCE_SCORE_FEATURE)], vb)
 
+    all_names = names + cat_names
     imp = np.asarray(model.get_feature_importance(type="PredictionValuesChange"), dtype=np.float64)
     total = imp.sum() or 1.0
-    splits = _split_counts(json_path, len(names))
-    order = np.lexsort((np.arange(len(names)), -imp))
-    rep.importance = [(names[j], float(100.0 * imp[j] / total), int(splits[j])) for j in order]
-    rep.unused = [names[j] for j in range(len(names)) if splits[j] == 0]
+    # Splits are counted for the numeric features; a categorical feature's
+    # splits are on CTRs and combinations, so it counts as used when its
+    # importance is not zero.
+    splits = np.r_[_split_counts(json_path, len(names)), np.full(len(cat_names), -1)]
+    order = np.lexsort((np.arange(len(all_names)), -imp))
+    rep.importance = [(all_names[j], float(100.0 * imp[j] / total), int(splits[j])) for j in order]
+    rep.unused = [all_names[j] for j in range(len(all_names)) if splits[j] == 0 or (splits[j] < 0 and imp[j] == 0)]
     rep.seconds = time.perf_counter() - t0
 
     say(f"trained in {rep.train_seconds:.1f} s; saved {out} and {json_path}")
     say(f"NDCG@10 on {rep.valid_requests_scored} held-out requests with a click or contact "
         f"(of {n_valid}): model {rep.ndcg_model:.4f}, source order {rep.ndcg_source:.4f}, "
         f"difference {rep.ndcg_model - rep.ndcg_source:+.4f}")
-    width = max(len(n) for n in names)
-    say(f"feature importance (PredictionValuesChange, % of total), top {min(top, len(names))}:")
+    width = max(len(n) for n in all_names)
+    say(f"feature importance (PredictionValuesChange, % of total), top {min(top, len(all_names))}:")
     for name, pct, n_splits in rep.importance[:top]:
-        say(f"  {name:<{width}}  {pct:6.2f}%  {n_splits:5d} splits")
-    say(f"never used ({len(rep.unused)} of {len(names)}): {', '.join(rep.unused) if rep.unused else 'none'}")
+        what = f"{n_splits:5d} splits" if n_splits >= 0 else "categorical"
+        say(f"  {name:<{width}}  {pct:6.2f}%  {what}")
+    say(f"never used ({len(rep.unused)} of {len(all_names)}): {', '.join(rep.unused) if rep.unused else 'none'}")
     return rep
 
 

@@ -122,14 +122,29 @@ def test_parity_served_features_and_scores(served, tmp_path):
     meta = t.schema.metadata
     assert meta[b"pyfeat_spec_hash"].decode() == pyfeat.spec_hash()
     assert json.loads(meta[b"pyfeat_feature_names"]) == names()
-    assert t.column_names == ["request_id", "item_id", "label", *names()]
+    cat_names = pyfeat.categorical_feature_names()
+    assert json.loads(meta[b"pyfeat_categorical_feature_names"]) == cat_names
+    kinds = json.loads(meta[b"pyfeat_feature_kinds"])
+    assert kinds == {**{n: "numeric" for n in names()}, **{n: "categorical" for n in cat_names}}
+    assert int(meta[b"pyfeat_cat_missing"]) == pyfeat.CAT_MISSING
+    assert t.column_names == ["request_id", "item_id", "label", *names(), *cat_names]
     assert all(t.schema.field(n).type == pa.float32() for n in names())
+    assert all(t.schema.field(n).type == pa.int64() and not t.schema.field(n).nullable for n in cat_names)
+    assert all(t.schema.field(n).metadata == {b"pyfeat_kind": b"categorical"} for n in cat_names)
+    assert all(t.schema.field(n).metadata == {b"pyfeat_kind": b"numeric"} for n in names())
+    C = np.column_stack([t.column(n).to_numpy() for n in cat_names])
+    assert (C == pyfeat.CAT_MISSING).any()  # the synthetic world leaves some optional keys out
 
     groups = rows_by_request(t)
     assert [g[0] for g in groups] == served["order"]  # log order
     mismatches = 0
+    engine = pyfeat.FeatureEngine()
+    logged = {r.request_id: r for r in pyfeat.iter_requests(served["log"])}
     for rid, a, b in groups:
         mismatches += int(np.count_nonzero(X[a:b].view(np.uint32) != served["features"][rid].view(np.uint32)))
+        rec = logged[rid]
+        cats = engine.compute_all(rec.user, rec.item_blobs(), rec.candidate_dict()).categorical
+        mismatches += int(np.count_nonzero(C[a:b] != cats))
         assert np.array_equal(t.column("item_id").to_numpy()[a:b], served["item_ids"][rid])
         assert np.array_equal(t.column("label").to_numpy()[a:b], served["labels"][rid])
     assert mismatches == 0
@@ -141,7 +156,7 @@ def test_parity_served_features_and_scores(served, tmp_path):
     assert np.array_equal(got, want)
 
     # A model trained on the Parquet serves the same scores as it predicts on it.
-    rep = train_model(out, tmp_path / "m.cbm", iterations=20, depth=4, echo=None, threads=2)
+    rep = train_model(out, tmp_path / "m.cbm", iterations=20, depth=4, echo=None, threads=2, cat_features=False)
     assert rep.train_requests + rep.valid_requests == 24
     from catboost import CatBoost
 
@@ -387,8 +402,11 @@ def test_train_splits_by_time_and_reports(served, tmp_path):
     assert info["first_valid_request"] == served["order"][19]  # the latest requests are held out
     assert rep.train_rows <= 19 * 50 + sum(int((served["labels"][r] > 0).sum()) for r in served["order"][:19])
     assert 0 <= rep.ndcg_source <= 1 and 0 <= rep.ndcg_model <= 1
-    assert sorted(n for n, _, _ in rep.importance) == sorted(names())
-    assert set(rep.unused) == {n for n, _, s in rep.importance if s == 0}
+    cat_names = pyfeat.categorical_feature_names()
+    assert rep.cat_features == cat_names  # by default
+    assert sorted(n for n, _, _ in rep.importance) == sorted(names() + cat_names)
+    assert {n for n, _, s in rep.importance if s < 0} == set(cat_names)  # splits are counted for numeric ones
+    assert set(rep.unused) == {n for n, pct, s in rep.importance if s == 0 or (s < 0 and pct == 0)}
     assert any(line.startswith("never used (") for line in lines)
 
 

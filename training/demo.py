@@ -7,14 +7,18 @@
    hidden relevance) go to an events CSV.
 3. ``pyfeat dataset`` replays the log into Parquet; the replayed features
    are checked against the served ones, bit for bit.
-4. ``pyfeat train`` trains YetiRank on day 1.
-5. Day 2, after the training window: serve new requests with the new
-   model, log them, build their dataset, and compare NDCG@10 on day 2 of
-   the new model, the bootstrap model and the generators' own order; check
-   that the new model's scores of the Parquet rows equal the served ones.
+4. ``pyfeat train`` trains YetiRank on day 1 twice: with the categorical
+   columns as CatBoost ``cat_features`` (the default) and with the numeric
+   columns alone (``--no-cat-features``).
+5. Day 2, after the training window: serve new requests with the
+   categorical model, log them, build their dataset, and compare NDCG@10 on
+   the same held-out day-2 requests of the categorical model, the
+   numeric-only model, the bootstrap model and the generators' own order;
+   check that the categorical model's scores of the Parquet rows equal the
+   served ones, bit for bit.
 
-Exits with status 1 if a parity check fails or the new model does not beat
-the source order by at least 0.05 NDCG@10 on day 2.
+Exits with status 1 if a parity check fails or the categorical model does
+not beat the source order by at least 0.05 NDCG@10 on day 2.
 """
 
 from __future__ import annotations
@@ -55,16 +59,19 @@ def serve_day(world, ranker, log_path: Path, events_path: Path, requests: range,
 
     served = {}
     n_feat = len(pyfeat.feature_names())
+    n_cat = len(pyfeat.categorical_feature_names())
     n_events = 0
     with pyfeat.RequestLog(log_path, "w") as log, open(events_path, "w") as ev:
         ev.write("request_id,item_id,event\n")
         for i in requests:
             req = world.request(i, n_candidates)
             feats = np.empty((len(req), n_feat), dtype=np.float32)
-            res = ranker.rank(req.user_blob, req.item_blobs, req.candidates, features_out=feats, log=log)
+            cats = np.empty((len(req), n_cat), dtype=np.int64)
+            res = ranker.rank(req.user_blob, req.item_blobs, req.candidates, features_out=feats,
+                              cat_features_out=cats, log=log)
             scores = np.empty(len(req))
             scores[res.order] = res.scores
-            served[res.request_id] = (feats, scores)
+            served[res.request_id] = (feats, cats, scores)
             clicks, contacts = world.feedback(req)
             ids = req.item_ids
             for j in np.flatnonzero(clicks):
@@ -76,7 +83,8 @@ def serve_day(world, ranker, log_path: Path, events_path: Path, requests: range,
 
 
 def load_dataset(path: Path):
-    """(request ids, row bounds, X float32, labels) of a Parquet dataset, in file order."""
+    """(request ids, row bounds, X float32, C int64, labels) of a Parquet
+    dataset, in file order."""
     import pyarrow.parquet as pq
 
     import pyfeat
@@ -84,20 +92,22 @@ def load_dataset(path: Path):
     t = pq.read_table(path)
     names = pyfeat.feature_names()
     X = np.column_stack([t.column(n).to_numpy() for n in names]).astype(np.float32, copy=False)
+    C = np.column_stack([t.column(n).to_numpy() for n in pyfeat.categorical_feature_names()])
     rid = t.column("request_id").to_pylist()
     starts = [0] + [k for k in range(1, len(rid)) if rid[k] != rid[k - 1]]
     bounds = np.array(starts + [len(rid)])
-    return [rid[s] for s in starts], bounds, X, t.column("label").to_numpy()
+    return [rid[s] for s in starts], bounds, X, C, t.column("label").to_numpy()
 
 
-def check_parity(served, rids, bounds, X, ranker) -> tuple[int, int, int]:
+def check_parity(served, rids, bounds, X, C, ranker) -> tuple[int, int, int]:
     """(feature values that differ, scores that differ, requests compared)."""
     feat_bad = score_bad = 0
-    predicted = ranker.predict(X)
+    predicted = ranker.predict(X, C)
     for k, rid in enumerate(rids):
-        feats, scores = served[rid]
+        feats, cats, scores = served[rid]
         a, b = bounds[k], bounds[k + 1]
         feat_bad += int(np.count_nonzero(X[a:b].view(np.uint32) != feats.view(np.uint32)))
+        feat_bad += int(np.count_nonzero(C[a:b] != cats))
         score_bad += int(np.count_nonzero(predicted[a:b] != scores))
     missing = set(served) - set(rids)
     return feat_bad + len(missing), score_bad, len(rids)
@@ -166,21 +176,26 @@ def main(argv: list[str] | None = None) -> int:
         _run_cli(["dataset", "--requests", str(day1_log), "--events", str(day1_events),
                   "--out", str(day1_parquet), *progress])
         timings["dataset day 1"] = time.perf_counter() - t
-        rids1, b1, X1, _ = load_dataset(day1_parquet)
+        rids1, b1, X1, C1, _ = load_dataset(day1_parquet)
         with pyfeat.Ranker(boot_path) as ranker:
-            fbad1, sbad1, n1 = check_parity(served1, rids1, b1, X1, ranker)
-        _say(f"replay parity on {n1} requests, {X1.size} feature values: {fbad1} feature mismatches, "
-             f"{sbad1} score mismatches (bootstrap model)")
-        del X1
+            fbad1, sbad1, n1 = check_parity(served1, rids1, b1, X1, C1, ranker)
+        _say(f"replay parity on {n1} requests, {X1.size} numeric and {C1.size} categorical feature values: "
+             f"{fbad1} feature mismatches, {sbad1} score mismatches (bootstrap model)")
+        del X1, C1
 
-        _step("train on day 1")
+        _step("train on day 1: with the categorical columns (default), then numeric only")
         t = time.perf_counter()
         model = work / "model.cbm"
         _run_cli(["train", "--data", str(day1_parquet), "--out", str(model), "--iterations", str(args.iterations),
                   "--negatives", str(args.negatives), "--top", "15"])
-        timings["train"] = time.perf_counter() - t
+        timings["train categorical"] = time.perf_counter() - t
+        t = time.perf_counter()
+        numeric_model = work / "model_numeric.cbm"
+        _run_cli(["train", "--data", str(day1_parquet), "--out", str(numeric_model), "--iterations",
+                  str(args.iterations), "--negatives", str(args.negatives), "--top", "5", "--no-cat-features"])
+        timings["train numeric"] = time.perf_counter() - t
 
-        _step(f"day 2 (after the training window): serve {args.day2} requests with the new model")
+        _step(f"day 2 (after the training window): serve {args.day2} requests with the categorical model")
         t = time.perf_counter()
         day2_log, day2_events = work / "day2.log", work / "day2-events.csv"
         start2 = 100 + args.day1 + 1000
@@ -191,25 +206,30 @@ def main(argv: list[str] | None = None) -> int:
         _run_cli(["dataset", "--requests", str(day2_log), "--events", str(day2_events),
                   "--out", str(day2_parquet), *progress])
         timings["serve + dataset day 2"] = time.perf_counter() - t
-        rids2, b2, X2, y2 = load_dataset(day2_parquet)
+        rids2, b2, X2, C2, y2 = load_dataset(day2_parquet)
         with pyfeat.Ranker(model.with_suffix(".json")) as ranker:
-            fbad2, sbad2, n2 = check_parity(served2, rids2, b2, X2, ranker)
-            new_scores = ranker.predict(X2)
+            fbad2, sbad2, n2 = check_parity(served2, rids2, b2, X2, C2, ranker)
+            new_scores = ranker.predict(X2, C2)
+        with pyfeat.Ranker(numeric_model.with_suffix(".json")) as ranker:
+            numeric_scores = ranker.predict(X2)
         with pyfeat.Ranker(boot_path) as ranker:
             boot_scores = ranker.predict(X2)
         ndcg_new, n_scored = mean_ndcg(y2, new_scores, b2)
+        ndcg_num, _ = mean_ndcg(y2, numeric_scores, b2)
         ndcg_boot, _ = mean_ndcg(y2, boot_scores, b2)
         ndcg_src, _ = mean_ndcg(y2, X2[:, names.index(SOURCE_SCORE_FEATURE)], b2)
 
         total = time.perf_counter() - t_start
         _step("figures")
         _say(f"held-out day 2: {n2} requests, {len(y2)} rows, {n_scored} requests with a click or contact")
-        _say(f"  NDCG@10 new model        {ndcg_new:.4f}")
-        _say(f"  NDCG@10 bootstrap model  {ndcg_boot:.4f}")
-        _say(f"  NDCG@10 source order     {ndcg_src:.4f}")
-        _say(f"  new model - source       {ndcg_new - ndcg_src:+.4f}  (required: >= +0.05)")
+        _say(f"  NDCG@10 categorical model   {ndcg_new:.4f}  (numeric + categorical features, served)")
+        _say(f"  NDCG@10 numeric-only model  {ndcg_num:.4f}  (--no-cat-features, same data and parameters)")
+        _say(f"  NDCG@10 bootstrap model     {ndcg_boot:.4f}")
+        _say(f"  NDCG@10 source order        {ndcg_src:.4f}")
+        _say(f"  categorical - numeric-only  {ndcg_new - ndcg_num:+.4f}")
+        _say(f"  categorical - source        {ndcg_new - ndcg_src:+.4f}  (required: >= +0.05)")
         _say(f"replay parity: day 1 {fbad1} feature / {sbad1} score mismatches, "
-             f"day 2 {fbad2} feature / {sbad2} score mismatches (new model's Parquet scores vs served)")
+             f"day 2 {fbad2} feature / {sbad2} score mismatches (categorical model's Parquet scores vs served)")
         _say("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; total {total:.1f} s")
         if args.workdir:
             _say(f"files kept in {work}")
