@@ -27,6 +27,7 @@ FUZZTIME ?= 60s
 # no deadline. Each is a few seconds' worth on a 2-core machine.
 SHORT_FUZZ_DECODE ?= 80000x
 SHORT_FUZZ_FAST ?= 100000x
+SHORT_FUZZ_COMPUTE ?= 20000x
 SHORT_FUZZ_JSON ?= 10000x
 
 .PHONY: install lib faults-lib test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
@@ -79,6 +80,7 @@ test-go:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(SHORT_FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(SHORT_FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(SHORT_FUZZ_FAST) ./features
+	$(GO) test -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(SHORT_FUZZ_COMPUTE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(SHORT_FUZZ_JSON) ./catboost
 
 test-py: lib $(FAULTS_LIB)
