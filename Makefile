@@ -36,7 +36,9 @@ SHORT_FUZZ_JSON ?= 10000x
 
 .PHONY: install lib wheel test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
+# Ends by loading the library it built: the line says what is installed.
 install: $(VENV)/.installed lib
+	@$(PY) -c 'import os, pyfeat, pyfeat._native as n; print(f"pyfeat {pyfeat.__version__} in $(VENV): {len(pyfeat.feature_names())} features, spec hash {pyfeat.spec_hash()}, library {os.path.relpath(n.library_path())}")'
 
 # cffi (a build requirement) before pyfeat: the editable build runs `make
 # lib`, which generates FFI_MODULE with it.
