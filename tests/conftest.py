@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 NOW = 1_767_225_600
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def catboost_fixture(name: str) -> Path:
+    """A file of the CatBoost golden fixtures (written by
+    catboost/testdata/make_golden.py; its README describes them). Python
+    tests find them only through this function."""
+    return REPO / "tests" / "fixtures" / "catboost" / name
 
 
 def base_item(i: int = 0, **overrides):
