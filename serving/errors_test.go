@@ -97,7 +97,7 @@ func TestServiceErrorKinds(t *testing.T) {
 	}
 	compute := func(bad int, out int) error {
 		user, items := request(n, bad)
-		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out))
+		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out), nil)
 	}
 	x := make([]float32, 2*features.NumFeatures)
 	cases := []struct {
@@ -117,7 +117,7 @@ func TestServiceErrorKinds(t *testing.T) {
 		{"compute", compute(-1, n*features.NumFeatures), none},
 		{"compute: bad item", compute(7, n*features.NumFeatures), input},
 		{"compute: short output", compute(-1, 5), argument},
-		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil), argument},
+		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil), argument},
 		{"discard: unknown user handle", s.DiscardUser(999), argument},
 		{"predict", s.Predict(good, x, 2, features.NumFeatures, 1, make([]float64, 2)), none},
 		{"predict: wrong width", s.Predict(good, x, 1, 2*features.NumFeatures, 1, make([]float64, 1)), argument},

@@ -63,9 +63,10 @@ func (s *Service) DiscardUser(h int64) error {
 	return nil
 }
 
-// Compute writes the feature matrix of one request into out; the user
-// handle is consumed whatever the outcome.
-func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32) error {
+// Compute writes the feature matrix of one request into out, and each
+// item's id into ids unless it is nil; the user handle is consumed
+// whatever the outcome.
+func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32, ids []int64) error {
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
@@ -76,7 +77,7 @@ func (s *Service) Compute(user int64, items features.Items, c *features.Candidat
 	}
 	th := s.enter(threads)
 	defer s.leave()
-	return features.ComputeBlocksFrom(p, items, c, th, out, nil)
+	return features.ComputeBlocksFrom(p, items, c, th, out, ids, nil)
 }
 
 // LoadModel loads a model file (see Load) under a new handle.
