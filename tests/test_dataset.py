@@ -18,7 +18,7 @@ import pyfeat
 from pyfeat import cli
 from pyfeat.dataset import DatasetError, DatasetWarning, build_dataset, read_events
 from pyfeat.requestlog import LogFormatError, RequestLog, RequestLogWarning, scan_log
-from pyfeat.synth import Marketplace
+from shared import save_pyfeat_model, training_set
 from pyfeat.train import train_model
 
 NAMES = None
@@ -32,9 +32,7 @@ def names():
     return NAMES
 
 
-@pytest.fixture(scope="module")
-def world():
-    return Marketplace(11, n_items=3000, n_users=300)
+WORLD = (11, 3000, 300)
 
 
 def write_events(path: Path, rows) -> None:
@@ -56,20 +54,11 @@ def train_bootstrap(world, path: Path, n_requests: int = 8) -> Path:
     """A first model on features computed directly (no log), JSON export."""
     from catboost import CatBoost, Pool
 
-    engine = pyfeat.FeatureEngine()
-    X, y, g = [], [], []
-    for i in range(1000, 1000 + n_requests):
-        req = world.request(i, N_CANDIDATES)
-        X.append(engine.compute(req.user_blob, req.item_blobs, req.candidates))
-        c, k = world.feedback(req)
-        y.append(c + k)
-        g.append(np.full(len(req), i))
+    data = training_set(world, range(1000, 1000 + n_requests), N_CANDIDATES)
     m = CatBoost(dict(loss_function="YetiRank", iterations=15, depth=4, verbose=False,
                       allow_writing_files=False, random_seed=0))
-    m.fit(Pool(np.concatenate(X), np.concatenate(y), group_id=np.concatenate(g), feature_names=names()))
-    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
-    m.save_model(str(path), format="json")
-    return path
+    m.fit(Pool(data["X"], data["clicks"] + data["contacts"], group_id=data["group"], feature_names=names()))
+    return save_pyfeat_model(m, path)
 
 
 @pytest.fixture(scope="module")
