@@ -2,7 +2,9 @@
  *
  * This header is the single declaration of the ABI: cgo compiles the exports
  * against it (a signature that drifts fails the build) and the Python binding
- * reads it for cffi (lines starting with '#' are skipped there).
+ * reads it for cffi (of the preprocessor lines, only the PF_ integer
+ * constants are kept there). The process model behind it: DESIGN.md,
+ * "Process model".
  *
  * Conventions:
  * - Every function returns a status code, PF_OK (0) on success, and on

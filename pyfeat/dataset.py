@@ -14,7 +14,8 @@ One Parquet file, one row per (request, candidate item), rows in log order
 File metadata (``pyarrow.parquet.read_schema(path).metadata``):
 ``pyfeat_spec_hash`` (``pyfeat.spec_hash()``), ``pyfeat_feature_names`` (JSON
 list), ``pyfeat_label`` (the label definition). Features are computed by the
-same library call as serving, so they are bit-identical to the served ones.
+same library call as serving, so they are bit-identical to the served ones
+(DESIGN.md, "Training files").
 
 Events file
 -----------

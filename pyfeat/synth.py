@@ -1,4 +1,6 @@
-"""Seeded, deterministic synthetic marketplace for tests, benchmarks and training.
+"""Seeded, deterministic synthetic marketplace: realistic requests and feedback
+for trying pyfeat and training the demo's model without data of one's own
+(the tests and benchmarks run on it too; their fixtures are in tests/shared.py).
 
 The world
 ---------
@@ -36,7 +38,7 @@ Requests
 ``Marketplace.request(i)`` is request number ``i``: it depends only on
 ``(seed, i)`` (its own random stream), never on other calls.  It picks a user
 (active users more often), sets ``now = world_now + 60 * i`` and generates the
-user context of the data contract: up to 3000 views (newest first, biased to
+user context of the data contract (DESIGN.md, "Inputs"): up to 3000 views (newest first, biased to
 the user's interests, region and preferred prices, in sessions), contacts
 (a subset of the viewed items), favorites, impressions, search queries and
 noisy reported ``interests``/``sub_interests``.  Then eight first-level
