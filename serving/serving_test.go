@@ -157,6 +157,26 @@ func TestSwapWhileAcquiring(t *testing.T) {
 	}
 }
 
+// The interleaving that Acquire must survive, made deterministic: a call
+// has read the slot's model when a swap (here a close) drops the last
+// reference. Taking a reference then must fail, not revive a closed model.
+func TestDroppedModelCannotBeAcquired(t *testing.T) {
+	r := NewModels()
+	m := &constModel{nf: 1, dims: 1}
+	h := r.Add(m)
+	s := r.slot(h)
+	seen := s.cur.Load() // the call's read, before the swap
+	if err := r.Close(h); err != nil || !m.closed.Load() {
+		t.Fatalf("close: %v, closed %v", err, m.closed.Load())
+	}
+	if seen.tryAcquire() {
+		t.Fatal("a reference was taken on a model whose count had dropped to zero")
+	}
+	if s.acquire() != nil {
+		t.Fatal("a closed slot handed out a model")
+	}
+}
+
 func TestPredictShapes(t *testing.T) {
 	m := &constModel{nf: 3, dims: 1, w: 2}
 	out := make([]float64, 2)

@@ -360,10 +360,12 @@ def test_reload_never_fails_a_request(world, model_paths):
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 120
+        # ~40 s on an idle 2-core machine, 75 s with it shared: the bound
+        # catches a hang, not slowness.
+        deadline = time.monotonic() + 300
         for k in range(400):
             ranker.reload(model_paths[(k + 1) % 2])
-            assert time.monotonic() < deadline, f"{k} reloads in 120 s"
+            assert time.monotonic() < deadline, f"only {k} reloads in 300 s"
     finally:
         stop.set()
         sys.setswitchinterval(saved)
