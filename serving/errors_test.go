@@ -2,6 +2,7 @@ package serving
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/pyfeat/pyfeat/features"
@@ -133,4 +134,32 @@ func TestServiceErrorKinds(t *testing.T) {
 			t.Errorf("%s: kind %d, want %d (%v)", c.name, got, c.want, c.err)
 		}
 	}
+}
+
+// A call alone gets every core it asks for; calls running at once share
+// them, one goroutine each at least.
+func TestCoresAreShared(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	s := New()
+	if got := s.enter(0); got != 4 {
+		t.Fatalf("alone: %d goroutines, want 4", got)
+	}
+	if got := s.enter(0); got != 2 {
+		t.Fatalf("second call: %d, want 2", got)
+	}
+	if got := s.enter(3); got != 1 {
+		t.Fatalf("third call: %d, want 1", got)
+	}
+	for i := 0; i < 5; i++ {
+		if got := s.enter(0); got != 1 {
+			t.Fatalf("call %d: %d, want 1", 4+i, got)
+		}
+	}
+	for i := 0; i < 8; i++ {
+		s.leave()
+	}
+	if got := s.enter(2); got != 2 {
+		t.Fatalf("alone again, asking for 2: %d", got)
+	}
+	s.leave()
 }
