@@ -78,8 +78,8 @@ func TestCloseWaitsForUsers(t *testing.T) {
 			t.Fatalf("double close: %v", err)
 		}
 	}
-	if r.Len() != 0 {
-		t.Fatalf("%d handles leaked", r.Len())
+	if r.open() != 0 {
+		t.Fatalf("%d handles leaked", r.open())
 	}
 }
 
@@ -149,8 +149,8 @@ func TestSwapWhileAcquiring(t *testing.T) {
 			t.Fatalf("model %d of %d never closed", i, len(all))
 		}
 	}
-	if r.Len() != 0 || calls.Load() == 0 {
-		t.Fatalf("%d handles left, %d calls", r.Len(), calls.Load())
+	if r.open() != 0 || calls.Load() == 0 {
+		t.Fatalf("%d handles left, %d calls", r.open(), calls.Load())
 	}
 	if err := r.Swap(serving, serving); !errors.Is(err, ErrUnknownHandle) {
 		t.Fatalf("swap into a closed handle: %v", err)
