@@ -141,3 +141,62 @@ def test_converter_restarts_after_it_dies(small_model):
     assert model.n_features == len(pyfeat.feature_names())
     assert _convert._converter._proc is not proc
     model.close()
+
+
+# ---- 3. fork while another thread loads the library --------------------------
+
+FORK_DURING_LOAD_SCRIPT = """
+    import os, random, signal, sys, threading, time
+    import pyfeat
+    from conftest import base_item, base_user
+
+    trials = int(sys.argv[1])
+    user, items = base_user(), [base_item(0)]
+    results = {"ok": 0, "fork_error": 0, "hang": 0, "other": 0}
+    for trial in range(trials):
+        # Each trial process starts with the library not loaded (this one
+        # never loads it), so every trial races a first load.
+        pid = os.fork()
+        if pid == 0:
+            started = threading.Event()
+
+            def load():
+                started.set()
+                pyfeat.spec_hash()  # the first load: dlopen, then the Go runtime starts
+
+            threading.Thread(target=load, daemon=True).start()
+            started.wait()
+            # The Go runtime takes a few milliseconds to start: fork inside it.
+            time.sleep(random.Random(trial).uniform(0, 0.008))
+            child = os.fork()
+            if child == 0:
+                try:
+                    pyfeat.FeatureEngine().compute(user, items)
+                    os._exit(0)  # forked before the load began: a clean load of its own
+                except pyfeat.ForkError:
+                    os._exit(3)
+                except BaseException:
+                    os._exit(4)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(child, os.WNOHANG)
+                if done:
+                    os._exit(os.waitstatus_to_exitcode(status))
+                time.sleep(0.005)
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            os._exit(5)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        results[{0: "ok", 3: "fork_error", 5: "hang"}.get(code, "other")] += 1
+    print(results)
+"""
+
+
+def test_fork_during_first_load_gives_fork_error_not_a_hang():
+    r = run_script(FORK_DURING_LOAD_SCRIPT, "40", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = eval(r.stdout.strip().splitlines()[-1])
+    print(results)
+    assert results["hang"] == 0 and results["other"] == 0, results
+    assert results["ok"] + results["fork_error"] == 40
