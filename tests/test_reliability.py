@@ -200,3 +200,54 @@ def test_fork_during_first_load_gives_fork_error_not_a_hang():
     print(results)
     assert results["hang"] == 0 and results["other"] == 0, results
     assert results["ok"] + results["fork_error"] == 40
+
+
+# ---- 4. memory after one huge request ----------------------------------------
+
+MEMORY_SCRIPT = """
+    import threading, time
+    import psutil
+    import pyfeat
+    from pyfeat._inputs import pack
+    from conftest import base_item, base_user
+
+    proc = psutil.Process()
+    rss = lambda: proc.memory_info().rss / 2**20
+    engine = pyfeat.FeatureEngine()
+    items = [pack(base_item(i)) for i in range(200)]
+    normal = pack(base_user())
+    huge = pack(base_user(impressions={i: i % 7 + 1 for i in range(1_000_000)}))  # ~5.6 MB
+
+    def calls(user, k):
+        for _ in range(k):
+            engine.compute(user, items)
+
+    def threads(user, k):
+        ts = [threading.Thread(target=calls, args=(user, k)) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    threads(normal, 100)
+    base = rss()
+    threads(huge, 2)
+    peak = rss()
+    threads(normal, 50)
+    t0 = time.monotonic()
+    while rss() - base > 50 and time.monotonic() - t0 < 10:
+        calls(normal, 10)
+        time.sleep(0.1)
+    print(f"huge_mb={len(huge) / 2**20:.1f} base={base:.0f} peak={peak:.0f} after={rss():.0f} "
+          f"delta={rss() - base:+.0f} settle_s={time.monotonic() - t0:.1f}")
+"""
+
+
+def test_memory_of_a_huge_request_is_given_back():
+    r = run_script(MEMORY_SCRIPT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    line = r.stdout.strip().splitlines()[-1]
+    print(line)
+    fields = dict(kv.split("=") for kv in line.split())
+    assert float(fields["peak"]) - float(fields["base"]) > 200, "the huge request did not use memory: no test"
+    assert float(fields["delta"]) <= 50, line
