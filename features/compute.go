@@ -448,6 +448,11 @@ func (it Items) Validate(c *Candidates) error {
 				return &InputError{Position: i, Key: "candidates.source_rank", Msg: fmt.Sprintf("must be >= 0, got %d", s)}
 			}
 		}
+		for i, s := range c.Score {
+			if math.IsNaN(s) || math.IsInf(s, 0) {
+				return &InputError{Position: i, Key: "candidates.source_score", Msg: fmt.Sprintf("must be finite, got %v", s)}
+			}
+		}
 	}
 	return nil
 }

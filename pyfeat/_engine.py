@@ -71,7 +71,24 @@ def _threads_arg(threads: int | None) -> int:
         raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
+    if threads > _MAX_THREADS:
+        # The C ABI takes an int32; Go uses the cores it has anyway.
+        raise ValueError(f"threads must be at most {_MAX_THREADS} (or None for all cores), got {threads}")
     return int(threads)
+
+
+_MAX_THREADS = 2**31 - 1
+
+
+def _top_k_arg(top_k: Any, n: int) -> int:
+    """The number of results to return for n items (all for None)."""
+    if top_k is None:
+        return n
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
+    return min(int(top_k), n)
 
 
 def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:

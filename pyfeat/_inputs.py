@@ -139,10 +139,13 @@ def candidate_arrays(candidates: Any, n: int) -> CandidateArrays:
         if name == "source_score":
             if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                 raise InputTypeError(f"{key} must hold numbers, got dtype {arr.dtype}", key=key)
-            arr = np.ascontiguousarray(arr, dtype=np.float64)
+            # Always a copy: Go validates the values, then reads them again
+            # per item; the caller's array, changed by another thread
+            # meanwhile, could slip a value past the validation.
+            arr = np.array(arr, dtype=np.float64, order="C", copy=True)
         else:
             if not np.issubdtype(arr.dtype, np.integer):
                 raise InputTypeError(f"{key} must hold integers, got dtype {arr.dtype}", key=key)
-            arr = np.ascontiguousarray(arr, dtype=np.int64)
+            arr = np.array(arr, dtype=np.int64, order="C", copy=True)
         out[name] = arr
     return CandidateArrays(out["source"], out["source_score"], out["source_rank"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _convert, _native
-from ._engine import PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash
+from ._engine import PreparedRequest, _check_out, _threads_arg, _top_k_arg, feature_names, spec_hash
 from ._inputs import Record
 from .errors import ModelError
 
@@ -375,10 +375,7 @@ class Ranker:
         self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
     ) -> RankResult:
         n = req.items.n
-        k = n if top_k is None else int(top_k)
-        if isinstance(top_k, bool) or k < 0:
-            raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
-        k = min(k, n)
+        k = _top_k_arg(top_k, n)
         order = np.empty(k, dtype=np.int64)
         scores = np.empty(k, dtype=np.float64)
         ffi = _native.ffi

@@ -6,6 +6,7 @@ the test instead of killing the test run."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -251,3 +252,245 @@ def test_memory_of_a_huge_request_is_given_back():
     fields = dict(kv.split("=") for kv in line.split())
     assert float(fields["peak"]) - float(fields["base"]) > 200, "the huge request did not use memory: no test"
     assert float(fields["delta"]) <= 50, line
+
+
+# ---- 5. pyfeat dataset killed -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def long_log(tmp_path_factory):
+    """A log that takes a few seconds to replay with two workers."""
+    from pyfeat.requestlog import RequestLog
+    from pyfeat.synth import Marketplace
+
+    d = tmp_path_factory.mktemp("long_log")
+    world = Marketplace(3, n_items=3000, n_users=200)
+    reqs = [world.request(i, 300) for i in range(20)]
+    with RequestLog(d / "big.log", "w") as log:
+        for k in range(1200):
+            r = reqs[k % 20]
+            log.append(r.user_blob, r.item_blobs, r.candidates)
+    with RequestLog(d / "small.log", "w") as log:
+        log.append(reqs[0].user_blob, reqs[0].item_blobs, reqs[0].candidates)
+    return d / "big.log", d / "small.log"
+
+
+def _alive(pids) -> list[int]:
+    import psutil
+
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _temps(out: Path) -> list[str]:
+    return sorted(n for n in os.listdir(out.parent) if n.startswith(f".{out.name}."))
+
+
+def _start_and_kill(log: Path, out: Path, sig: int) -> tuple[int, list[int], str]:
+    """Start `pyfeat dataset` with 2 workers, kill it mid-run; returns its exit
+    status, the processes of its tree still alive 10 s later, its stderr."""
+    import time
+
+    import psutil
+
+    # stderr goes to a file: orphaned workers would hold a pipe open.
+    err = open(out.parent / "stderr.txt", "w+")
+    cli = subprocess.Popen([sys.executable, "-m", "pyfeat.cli", "dataset", "--requests", str(log), "--out", str(out),
+                            "--workers", "2", "--no-progress"], stderr=err, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parent = psutil.Process(cli.pid)
+    deadline = time.monotonic() + 60
+    tree: list[int] = []
+    while time.monotonic() < deadline:
+        # Two workers and the resource tracker, and rows being written.
+        tree = [p.pid for p in parent.children(recursive=True)]
+        if len(tree) >= 3 and any(n.endswith(".tmp") for n in _temps(out)):
+            break
+        assert cli.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    else:
+        cli.kill()
+        raise AssertionError("the workers did not start")
+    time.sleep(1.0)  # mid-run
+    tree = [p.pid for p in parent.children(recursive=True)]
+    assert cli.poll() is None, "the run ended before it could be killed"
+    os.kill(cli.pid, sig)
+    rc = cli.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while _alive(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(tree)
+    for pid in alive:  # do not leave them to the next tests
+        os.kill(pid, signal.SIGKILL)
+    err.seek(0)
+    stderr = err.read()
+    err.close()
+    return rc, alive, stderr
+
+
+def test_dataset_sigterm_cleans_up_like_ctrl_c(long_log, tmp_path):
+    out = tmp_path / "out.parquet"
+    rc, alive, stderr = _start_and_kill(long_log[0], out, signal.SIGTERM)
+    assert alive == [], f"processes left running: {alive}"
+    assert rc == 143 and "terminated" in stderr, (rc, stderr)
+    assert _temps(out) == [] and not out.exists()
+
+
+def test_dataset_sigkill_leaves_no_process_and_the_next_run_removes_the_temp_file(long_log, tmp_path):
+    out = tmp_path / "out.parquet"
+    rc, alive, _ = _start_and_kill(long_log[0], out, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    assert alive == [], f"processes left running: {alive}"
+    stale = _temps(out)
+    assert len(stale) == 1 and stale[0].endswith(".tmp"), stale  # a dead process cannot remove it
+    assert not out.exists()
+    # What DESIGN/dataset promise: the next run for the same output removes it.
+    r = subprocess.run([sys.executable, "-m", "pyfeat.cli", "dataset", "--requests", str(long_log[1]),
+                        "--out", str(out), "--workers", "0", "--no-progress"], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and _temps(out) == []
+
+
+def test_stale_temp_files_of_a_run_in_progress_are_kept(tmp_path):
+    from pyfeat import _lifetime
+
+    out = tmp_path / "o.parquet"
+    fd, tmp = _lifetime.create_locked_temp(out)
+    try:
+        assert _lifetime.remove_stale_temps(out) == [] and tmp.exists()
+    finally:
+        os.close(fd)
+    assert _lifetime.remove_stale_temps(out) == [tmp] and not tmp.exists()
+
+
+# ---- README: the signal handlers loading the library installs ---------------
+
+SIGNALS_SCRIPT = """
+    import signal
+    def caught():
+        for line in open("/proc/self/status"):
+            if line.startswith("SigCgt:"):
+                mask = int(line.split()[1], 16)
+        # Signals 32 and up are glibc's own (thread set-up) and real-time ones.
+        return {signal.Signals(i).name for i in range(1, 32) if mask >> (i - 1) & 1}
+    before = caught()
+    import pyfeat
+    pyfeat.spec_hash()  # loads the library, starts the Go runtime
+    print(sorted(caught() - before), signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+
+def test_readme_names_the_signal_handlers_go_installs():
+    r = run_script(SIGNALS_SCRIPT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    added, sigint_python = r.stdout.strip().rsplit(" ", 1)
+    assert sigint_python == "True"
+    readme = (ROOT / "README.md").read_text()
+    for name in eval(added):
+        assert name in readme, f"{name} is installed by Go but the README does not say so"
+    assert sorted(eval(added)) == ["SIGBUS", "SIGFPE", "SIGPIPE", "SIGSEGV", "SIGURG"], added
+
+
+# ---- RequestLog on a file damaged in the middle -----------------------------
+
+def test_request_log_appends_to_a_file_damaged_in_the_middle_when_told(tmp_path):
+    import warnings
+
+    from conftest import base_item, base_user
+
+    from pyfeat.requestlog import LogFormatError, RequestLog, RequestLogWarning, iter_requests, scan_log
+
+    path = tmp_path / "r.log"
+    with RequestLog(path, "w") as log:
+        ids = [log.append(base_user(user_id=i), [base_item(i)]) for i in range(3)]
+    second = list(scan_log(path))[1]
+    data = bytearray(path.read_bytes())
+    data[second.offset] ^= 0xFF  # the second record's header magic
+    path.write_bytes(data)
+    with pytest.raises(LogFormatError, match="on_corrupt='skip'") as info:
+        RequestLog(path)
+    assert info.value.offset == second.offset
+    # What the message suggests is accepted.
+    with pytest.warns(RequestLogWarning, match="appending after the last intact record"):
+        log = RequestLog(path, on_corrupt="skip")
+    with log:
+        new_id = log.append(base_user(user_id=9), [base_item(9)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RequestLogWarning)
+        got = [r.request_id for r in iter_requests(path, on_corrupt="skip")]
+    assert got == [ids[0], ids[2], new_id]
+    with pytest.raises(ValueError, match="on_corrupt"):
+        RequestLog(path, on_corrupt="repair")
+
+
+# ---- smaller input checks ------------------------------------------------------
+
+MS = 1_767_000_000_000  # a timestamp in milliseconds
+
+
+@pytest.mark.parametrize("where, key, position", [
+    ("created_at", "created_at", 1),
+    ("updated_at", "updated_at", 1),
+    ("views", "views[1][1]", None),
+    ("contacts", "contacts[0][1]", None),
+])
+def test_millisecond_timestamps_are_refused_like_now(engine, where, key, position):
+    from conftest import NOW, base_item, base_user
+
+    user, items = base_user(), [base_item(0), base_item(1)]
+    if where in ("created_at", "updated_at"):
+        items[1][where] = MS
+    elif where == "views":
+        user["views"] = [[1000, NOW - 100, 3, 31, 1400.0, 7], [55, MS, 4, 41, 20, 9]]
+    else:
+        user["contacts"] = [[55, MS, 9]]
+    with pytest.raises(pyfeat.InputError, match=r"unix seconds in \[0, 2\^40\]") as info:
+        engine.compute(user, items)
+    assert info.value.position == position and info.value.key == key
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_source_score_is_refused(engine, bad):
+    from conftest import base_item, base_user
+
+    score = np.array([0.5, 0.2, bad])
+    with pytest.raises(pyfeat.InputError) as info:
+        engine.compute(base_user(), [base_item(i) for i in range(3)], {"source_score": score})
+    assert info.value.position == 2 and info.value.key == "candidates.source_score"
+
+
+def test_top_k_must_be_an_int(small_model):
+    from conftest import base_item, base_user
+
+    ranker = pyfeat.Ranker(small_model[1])
+    items = [base_item(i) for i in range(5)]
+    for bad in (2.7, "3", 3.0, True):
+        with pytest.raises(TypeError, match="top_k"):
+            ranker.rank(base_user(), items, top_k=bad)
+    assert len(ranker.rank(base_user(), items, top_k=np.int64(3)).order) == 3
+    with pytest.raises(ValueError, match="top_k"):
+        ranker.rank(base_user(), items, top_k=-1)
+    ranker.close()
+
+
+def test_thread_counts_beyond_the_c_int_are_refused_at_construction():
+    for bad in (2**31, 2**40):
+        with pytest.raises(ValueError, match="threads must be at most"):
+            pyfeat.FeatureEngine(bad)
+    assert pyfeat.FeatureEngine(2**31 - 1).threads == 2**31 - 1
+
+
+def test_candidate_arrays_are_copied_before_go_reads_them():
+    from pyfeat._inputs import candidate_arrays
+
+    src = np.arange(4, dtype=np.int64)
+    score = np.linspace(0, 1, 4)
+    c = candidate_arrays({"source": src, "source_score": score, "source_rank": src}, 4)
+    for mine, theirs in ((c.source, src), (c.source_score, score), (c.source_rank, src)):
+        assert not np.shares_memory(mine, theirs)
