@@ -29,7 +29,7 @@ SHORT_FUZZ_DECODE ?= 80000x
 SHORT_FUZZ_FAST ?= 100000x
 SHORT_FUZZ_JSON ?= 10000x
 
-.PHONY: install lib test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
+.PHONY: install lib test test-go test-py fuzz soak bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
 install: $(VENV)/.installed lib
 
@@ -81,6 +81,12 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost
+
+# The serving path for SOAK_MINUTES under mixed valid/invalid requests and
+# model reloads (damaged files included), in process; not part of `make test`.
+SOAK_MINUTES ?= 5
+soak: lib
+	$(PY) tests/soak.py --minutes $(SOAK_MINUTES)
 
 # Debian packages the service benchmark and the profiles need (redis-server,
 # graphviz for pprof pictures, librsvg2-bin for flame graph PNGs); installed
