@@ -56,7 +56,7 @@ def _convert(req: dict, out_fd: int) -> None:
         model.load_model(req["src"], format=req["fmt_in"])
         if req.get("dst"):
             model.save_model(req["dst"], format=req["fmt_out"])
-        answer = {"ok": True}
+        answer: dict[str, object] = {"ok": True}
         code = 0
     except BaseException as e:  # noqa: BLE001 - every failure is an answer
         answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
