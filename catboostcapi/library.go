@@ -144,8 +144,9 @@ func DefaultMetadataKeys() []string {
 // categorical, text or embedding features are refused: PredictRaw passes
 // float features only.
 func (l *Library) LoadModel(path string, extraMetadataKeys ...string) (*Model, error) {
-	// CatBoost would block on a FIFO and read a device without end.
-	if err := catboost.CheckModelFile(path); err != nil {
+	// CatBoost would block on a FIFO and read a device without end. A
+	// missing file is left to CatBoost, whose message says so.
+	if err := catboost.CheckModelFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("capi: %w", err)
 	}
 	h, err := l.api.create()

@@ -494,3 +494,12 @@ def test_candidate_arrays_are_copied_before_go_reads_them():
     c = candidate_arrays({"source": src, "source_score": score, "source_rank": src}, 4)
     for mine, theirs in ((c.source, src), (c.source_score, score), (c.source_rank, src)):
         assert not np.shares_memory(mine, theirs)
+
+
+def test_a_conversion_that_overruns_its_timeout_is_a_model_error(small_model, tmp_path):
+    from pyfeat import _convert
+
+    with pytest.raises(pyfeat.ModelError, match="within"):
+        _convert.convert(small_model[0], tmp_path / "m.json", "cbm", "json", name=small_model[0], timeout=1e-4)
+    _convert.convert(small_model[0], tmp_path / "m.json", "cbm", "json", name=small_model[0])  # still serving
+    assert (tmp_path / "m.json").stat().st_size > 0
