@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._convert import MAX_MODEL_BYTES
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from ._version import __version__
@@ -38,6 +39,7 @@ __all__ = [
     "Ranker",
     "RankResult",
     "SPEC_HASH_KEY",
+    "MAX_MODEL_BYTES",
     "RequestLog",
     "iter_requests",
     "LoggedRequest",
