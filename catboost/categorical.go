@@ -1,0 +1,582 @@
+package catboost
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Categorical features. CatBoost turns them into binary features two ways,
+// and both end up here as extra bin slots of a block, after the float
+// features' slots, so that the tree kernels run unchanged:
+//
+//   - a one-hot split "value == v" gets a slot of its own whose bin is 1
+//     when the row's hash is v, and the split tests bin > 0;
+//   - a CTR (a statistic of the target learned per value of a feature
+//     combination) is a float computed per row from a table, and its
+//     splits "ctr > border" are quantized like a float feature's. The
+//     table entry fixes the CTR's value, so each entry's bin is computed
+//     when the model loads; a row costs one hash of its combination and one
+//     table lookup per CTR base.
+//
+// The CTR value itself is CatBoost's, in float32:
+// (good + prior_numerator) / (total + prior_denomerator), then
+// (ctr + shift) * scale, with good/total taken from the table by type.
+
+// catModel is what a model with categorical features adds to NativeModel.
+type catModel struct {
+	numCat    int
+	catNames  []string
+	catFlat   []int
+	floatFlat []int
+	firstSlot int // cat slots are [firstSlot, numSlots)
+	oneHot    []oneHotSlot
+	projs     []ctrProjection
+}
+
+type oneHotSlot struct {
+	cat   int
+	value uint32
+	off   int // slot * blockWords
+}
+
+// ctrProjection is a feature combination and the CTR tables over it.
+type ctrProjection struct {
+	cats    []int
+	floats  []projFloat
+	oneHots []projOneHot
+	tables  []*ctrLookup
+}
+
+type projFloat struct {
+	column   int
+	border   float32
+	nanValue float32 // what NaN is binarized as
+}
+
+type projOneHot struct {
+	cat   int
+	value uint32
+}
+
+// ctrLookup maps a combination's hash to the bins of the model's CTRs over
+// one table, by open addressing on the hash's high bits (the hash's last
+// step is a multiplication, whose low bits mix poorly).
+type ctrLookup struct {
+	keys  []uint64
+	entry []int32 // -1: empty
+	shift uint
+	outs  []ctrOut
+	bins  []uint16 // [entry][len(outs)]; the last entry is for hashes not in the table
+}
+
+type ctrOut struct {
+	off   int // first slot * blockWords
+	slots int
+}
+
+const ctrMagic = 0x4906ba494954cb65
+
+func combineHash(h, v uint64) uint64 { return ctrMagic * (h + ctrMagic*v) }
+
+func (t *ctrLookup) find(h uint64) int {
+	mask := len(t.keys) - 1
+	i := int(h >> t.shift)
+	for {
+		e := t.entry[i]
+		if e < 0 {
+			return len(t.bins)/len(t.outs) - 1
+		}
+		if t.keys[i] == h {
+			return int(e)
+		}
+		i = (i + 1) & mask
+	}
+}
+
+func newCtrLookup(hashes []uint64) *ctrLookup {
+	size := 2
+	for size < 2*len(hashes) {
+		size <<= 1
+	}
+	t := &ctrLookup{
+		keys:  make([]uint64, size),
+		entry: make([]int32, size),
+		shift: uint(64 - bits.TrailingZeros(uint(size))),
+	}
+	for i := range t.entry {
+		t.entry[i] = -1
+	}
+	mask := size - 1
+	for e, h := range hashes {
+		i := int(h >> t.shift)
+		for t.entry[i] >= 0 {
+			i = (i + 1) & mask
+		}
+		t.keys[i], t.entry[i] = h, int32(e)
+	}
+	return t
+}
+
+// ctrValue is CatBoost's TModelCtr::Calc, in float32 as CatBoost computes
+// it; the conversions keep the compiler from fusing operations.
+func (c *ctrInfo) value(good, total float32) float32 {
+	v := float32(float32(good+c.priorNum) / float32(total+c.priorDenom))
+	return float32(float32(v+c.shift) * c.scale)
+}
+
+// ctrValues returns the CTR's value for every entry of table t, and last
+// the value for a hash not in it.
+func (c *ctrInfo) values(t *ctrTableInfo) ([]float32, error) {
+	n := len(t.hashes)
+	out := make([]float32, n+1)
+	switch c.typ {
+	case ctrMean:
+		for e := range n {
+			out[e] = c.value(t.sums[e], float32(t.counts[e]))
+		}
+		out[n] = c.value(0, 0)
+	case ctrCounter, ctrFeatureFreq:
+		d := float32(t.denominator)
+		for e := range n {
+			out[e] = c.value(float32(t.ints[e]), d)
+		}
+		out[n] = c.value(0, d)
+	case ctrBuckets:
+		k := t.stride
+		if c.targetBorder >= k {
+			return nil, fmt.Errorf("target_border_idx %d, but the table has %d classes", c.targetBorder, k)
+		}
+		for e := range n {
+			row := t.ints[e*k : (e+1)*k]
+			var total int32
+			for _, v := range row {
+				total += int32(v)
+			}
+			out[e] = c.value(float32(int32(row[c.targetBorder])), float32(total))
+		}
+		out[n] = c.value(0, 0)
+	case ctrBorders:
+		k := t.stride
+		if k < 2 {
+			return nil, fmt.Errorf("a Borders table with %d classes", k)
+		}
+		if k > 2 && c.targetBorder+1 >= k {
+			return nil, fmt.Errorf("target_border_idx %d, but the table has %d classes", c.targetBorder, k)
+		}
+		for e := range n {
+			row := t.ints[e*k : (e+1)*k]
+			if k == 2 {
+				out[e] = c.value(float32(int32(row[1])), float32(int32(row[0])+int32(row[1])))
+				continue
+			}
+			var good, total int32
+			for j, v := range row {
+				if j > c.targetBorder {
+					good += int32(v)
+				} else {
+					total += int32(v)
+				}
+			}
+			out[e] = c.value(float32(good), float32(total+good))
+		}
+		out[n] = c.value(0, 0)
+	}
+	return out, nil
+}
+
+// splitRef is a parsed split: the binary feature it tests.
+type splitRef struct {
+	kind   byte // 'f' float, 'o' one-hot, 'c' CTR
+	index  int  // float feature, one-hot (cat, value) pair, or CTR
+	border float32
+}
+
+// catParse is the categorical part of a parsed export.
+type catParse struct {
+	cats   []catFeatureInfo
+	ctrs   []ctrInfo
+	tables map[string]*ctrTableInfo
+	// oneHotPairs lists (cat feature, value index) in split_index order.
+	oneHotPairs [][2]int
+}
+
+// resolveCatSplit finds the one-hot value or CTR border a split names,
+// by its split_index (CatBoost numbers every float border, then every
+// one-hot value, then every CTR border), and checks that the split's own
+// fields agree.
+func (cp *catParse) resolveCatSplit(s *rawSplit, floatBorders int) (splitRef, error) {
+	if s.SplitIndex == nil {
+		return splitRef{}, errors.New("missing split_index")
+	}
+	j := *s.SplitIndex - floatBorders
+	switch *s.SplitType {
+	case "OneHotFeature":
+		if s.CatFeatureIndex == nil || s.Value == nil {
+			return splitRef{}, errors.New("missing cat_feature_index or value")
+		}
+		if j < 0 || j >= len(cp.oneHotPairs) {
+			return splitRef{}, fmt.Errorf("split_index %d names no one-hot value", *s.SplitIndex)
+		}
+		p := cp.oneHotPairs[j]
+		if p[0] != *s.CatFeatureIndex || int64(cp.cats[p[0]].oneHot[p[1]]) != int64(int32(*s.Value)) {
+			return splitRef{}, fmt.Errorf("split_index %d does not name cat feature %d value %d", *s.SplitIndex, *s.CatFeatureIndex, *s.Value)
+		}
+		return splitRef{kind: 'o', index: j}, nil
+	case "OnlineCtr":
+		if s.CtrTargetBorder == nil || s.Border == nil {
+			return splitRef{}, errors.New("missing ctr_target_border_idx or border")
+		}
+		if math.IsNaN(*s.Border) {
+			return splitRef{}, errors.New("border is NaN")
+		}
+		j -= len(cp.oneHotPairs)
+		b := float32(*s.Border)
+		for i := range cp.ctrs {
+			c := &cp.ctrs[i]
+			if j < c.splitBase || j >= c.splitBase+len(c.borders) {
+				continue
+			}
+			if c.borders[j-c.splitBase] != b || c.targetBorder != *s.CtrTargetBorder {
+				break
+			}
+			return splitRef{kind: 'c', index: i, border: b}, nil
+		}
+		return splitRef{}, fmt.Errorf("split_index %d does not name a CTR border %v with target border %d", *s.SplitIndex, *s.Border, *s.CtrTargetBorder)
+	}
+	return splitRef{}, unsupported("split_type %q", *s.SplitType)
+}
+
+// buildCat lays out the slots of the categorical splits, after the float
+// features' slots, and the CTR lookups. used lists, per kind, which
+// one-hot pairs and CTR borders the trees split on.
+func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot map[int]bool, usedCtr [][]float32) (map[int]int, []*quantizer, error) {
+	cm := &catModel{numCat: len(cp.cats), firstSlot: m.numSlots}
+	for _, c := range cp.cats {
+		cm.catNames = append(cm.catNames, c.name)
+		cm.catFlat = append(cm.catFlat, c.flat)
+	}
+	for i := range features {
+		cm.floatFlat = append(cm.floatFlat, features[i].flat)
+	}
+	// One-hot slots, in split_index order.
+	oneHotSlotOf := map[int]int{}
+	for j, p := range cp.oneHotPairs {
+		if !usedOneHot[j] {
+			continue
+		}
+		oneHotSlotOf[j] = m.numSlots
+		cm.oneHot = append(cm.oneHot, oneHotSlot{cat: p[0], value: uint32(cp.cats[p[0]].oneHot[p[1]]), off: m.numSlots * blockWords})
+		m.numSlots++
+	}
+	// CTR slots: one quantizer-like set of borders per used CTR.
+	ctrQuant := make([]*quantizer, len(cp.ctrs))
+	projOf := map[string]int{}
+	tableOf := map[string]*ctrLookup{}
+	for i := range cp.ctrs {
+		if len(usedCtr[i]) == 0 {
+			continue
+		}
+		c := &cp.ctrs[i]
+		borders := slices.Clone(usedCtr[i])
+		slices.Sort(borders)
+		borders = slices.Compact(borders)
+		q := &quantizer{borders: borders, slot: m.numSlots, slots: (len(borders) + binMax - 1) / binMax}
+		m.numSlots += q.slots
+		if m.numSlots > math.MaxInt32/blockWords {
+			return nil, nil, errors.New("too many distinct borders used by splits")
+		}
+		ctrQuant[i] = q
+
+		t := cp.tables[c.key]
+		if t == nil {
+			return nil, nil, fmt.Errorf("ctrs[%d]: ctr_data has no table for it", i)
+		}
+		vals, err := c.values(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ctrs[%d]: %w", i, err)
+		}
+		projKey := c.key[strings.IndexByte(c.key, '|'):]
+		pi, ok := projOf[projKey]
+		if !ok {
+			p, err := makeProjection(c.proj, features, len(cp.cats))
+			if err != nil {
+				return nil, nil, fmt.Errorf("ctrs[%d]: %w", i, err)
+			}
+			pi = len(cm.projs)
+			projOf[projKey] = pi
+			cm.projs = append(cm.projs, p)
+		}
+		lk := tableOf[c.key]
+		if lk == nil {
+			lk = newCtrLookup(t.hashes)
+			tableOf[c.key] = lk
+			cm.projs[pi].tables = append(cm.projs[pi].tables, lk)
+		}
+		// Append this CTR's bins as a new column of lk.bins.
+		k := len(lk.outs)
+		lk.outs = append(lk.outs, ctrOut{off: q.slot * blockWords, slots: q.slots})
+		nb := make([]uint16, len(vals)*(k+1))
+		for e, v := range vals {
+			copy(nb[e*(k+1):], lk.bins[e*k:(e+1)*k])
+			cnt := 0
+			for _, b := range borders {
+				if v > b {
+					cnt++
+				}
+			}
+			nb[e*(k+1)+k] = uint16(cnt)
+		}
+		lk.bins = nb
+	}
+	m.cat = cm
+	return oneHotSlotOf, ctrQuant, nil
+}
+
+func makeProjection(elems []projElem, features []floatFeature, numCat int) (ctrProjection, error) {
+	var p ctrProjection
+	for _, e := range elems {
+		switch e.kind {
+		case 'c', 'o':
+			if e.index >= numCat {
+				return p, fmt.Errorf("cat_feature_index %d out of range: the model has %d categorical features", e.index, numCat)
+			}
+			if e.kind == 'c' {
+				p.cats = append(p.cats, e.index)
+			} else {
+				p.oneHots = append(p.oneHots, projOneHot{cat: e.index, value: uint32(e.value)})
+			}
+		case 'f':
+			if e.index >= len(features) {
+				return p, fmt.Errorf("float_feature_index %d out of range: the model has %d float features", e.index, len(features))
+			}
+			f := &features[e.index]
+			// CatBoost binarizes with NaN replaced only when the feature
+			// had NaNs in training and its treatment is not AsIs.
+			nan := float32(math.Inf(-1))
+			if f.nan == nanAsTrue && f.hasNans {
+				nan = float32(math.Inf(1))
+			}
+			p.floats = append(p.floats, projFloat{column: e.index, border: e.border, nanValue: nan})
+		}
+	}
+	return p, nil
+}
+
+// fillCat writes the categorical slots of a block of nb rows: x are the
+// rows' float features, cats their hashed categorical values.
+func (m *NativeModel) fillCat(x []float32, cats []uint32, nb int, s *scratch) {
+	cm := m.cat
+	nf, nc := m.numFeatures, cm.numCat
+	clear(s.bins[cm.firstSlot*blockWords : m.numSlots*blockWords])
+	bins := s.bins
+	for _, oh := range cm.oneHot {
+		col := bins[oh.off : oh.off+blockWords]
+		for d := range nb {
+			if cats[d*nc+oh.cat] == oh.value {
+				col[d>>3] |= 1 << (uint(d&7) * 8)
+			}
+		}
+	}
+	hashes := s.hashes[:nb]
+	for pi := range cm.projs {
+		p := &cm.projs[pi]
+		clear(hashes)
+		for _, c := range p.cats {
+			for d := range hashes {
+				// CatBoost widens the 32-bit hash as a signed int.
+				hashes[d] = combineHash(hashes[d], uint64(int64(int32(cats[d*nc+c]))))
+			}
+		}
+		for _, f := range p.floats {
+			for d := range hashes {
+				v := x[d*nf+f.column]
+				if v != v {
+					v = f.nanValue
+				}
+				var bit uint64
+				if v > f.border {
+					bit = 1
+				}
+				hashes[d] = combineHash(hashes[d], bit)
+			}
+		}
+		for _, o := range p.oneHots {
+			for d := range hashes {
+				var bit uint64
+				if cats[d*nc+o.cat] == o.value {
+					bit = 1
+				}
+				hashes[d] = combineHash(hashes[d], bit)
+			}
+		}
+		for _, t := range p.tables {
+			k := len(t.outs)
+			for d, h := range hashes {
+				e := t.find(h)
+				row := t.bins[e*k : (e+1)*k]
+				w, sh := d>>3, uint(d&7)*8
+				for j, o := range t.outs {
+					c := int(row[j])
+					if o.slots == 1 {
+						bins[o.off+w] |= uint64(c) << sh
+						continue
+					}
+					for q := range o.slots {
+						bins[o.off+q*blockWords+w] |= uint64(min(max(c-binMax*q, 0), binMax)) << sh
+					}
+				}
+			}
+		}
+	}
+}
+
+// CategoricalModel is a Model some of whose features are categorical.
+// Rows are given as two row-major matrices: the float features (in
+// feature_index order, NumFeatures columns) and the categorical values
+// hashed with HashCategorical / HashCategoricalInt (NumCatFeatures
+// columns, in their feature_index order).
+type CategoricalModel interface {
+	Model
+	NumCatFeatures() int
+	// FlatIndexes gives each float feature's and each categorical
+	// feature's column in the model's training table.
+	FlatIndexes() (floats, cats []int)
+	PredictRawCat(x []float32, cats []uint32, n int, out []float64, threads int) error
+}
+
+var _ CategoricalModel = (*NativeModel)(nil)
+
+// NumCatFeatures is the number of categorical features a row must have; 0
+// for a model without any.
+func (m *NativeModel) NumCatFeatures() int {
+	if m.cat == nil {
+		return 0
+	}
+	return m.cat.numCat
+}
+
+// FlatIndexes gives the training-table column of each float feature and
+// each categorical feature.
+func (m *NativeModel) FlatIndexes() (floats, cats []int) {
+	if m.cat == nil {
+		floats = make([]int, m.numFeatures)
+		for i := range floats {
+			floats[i] = i
+		}
+		return floats, []int{}
+	}
+	return slices.Clone(m.cat.floatFlat), slices.Clone(m.cat.catFlat)
+}
+
+// CatFeatureNames returns the categorical features' names, "" for unnamed.
+func (m *NativeModel) CatFeatureNames() []string {
+	if m.cat == nil {
+		return nil
+	}
+	return slices.Clone(m.cat.catNames)
+}
+
+// PredictRawCat is PredictRaw for a model with categorical features: x holds
+// n rows of NumFeatures float features, cats n rows of NumCatFeatures hashed
+// categorical values. A model without categorical features takes an empty
+// cats.
+func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []float64, threads int) error {
+	nc := m.NumCatFeatures()
+	if nc == 0 {
+		if len(cats) != 0 {
+			return fmt.Errorf("catboost: PredictRawCat: the model has no categorical features, got %d values", len(cats))
+		}
+		return m.PredictRaw(x, n, out, threads)
+	}
+	if m.closed.Load() {
+		return errors.New("catboost: PredictRawCat: model is closed")
+	}
+	if n < 0 {
+		return fmt.Errorf("catboost: PredictRawCat: negative row count %d", n)
+	}
+	if m.numFeatures > 0 && n > math.MaxInt/m.numFeatures || n > math.MaxInt/nc || n > math.MaxInt/m.dims {
+		return fmt.Errorf("catboost: PredictRawCat: row count %d too large", n)
+	}
+	if len(x) != n*m.numFeatures {
+		return fmt.Errorf("catboost: PredictRawCat: len(x) = %d, want %d rows x %d float features = %d", len(x), n, m.numFeatures, n*m.numFeatures)
+	}
+	if len(cats) != n*nc {
+		return fmt.Errorf("catboost: PredictRawCat: len(cats) = %d, want %d rows x %d categorical features = %d", len(cats), n, nc, n*nc)
+	}
+	if len(out) != n*m.dims {
+		return fmt.Errorf("catboost: PredictRawCat: len(out) = %d, want %d rows x %d dimensions = %d", len(out), n, m.dims, n*m.dims)
+	}
+	if n == 0 {
+		return nil
+	}
+	return m.run(n, threads, func(b int, s *scratch) { m.predictBlockCat(x, cats, n, b, out, s, useAVX2) })
+}
+
+// run calls block for every block of n rows on up to threads goroutines.
+func (m *NativeModel) run(n, threads int, block func(b int, s *scratch)) error {
+	blocks := (n + blockSize - 1) / blockSize
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	workers := min(threads, blocks)
+	if workers <= 1 {
+		s := m.getScratch()
+		for b := range blocks {
+			block(b, s)
+		}
+		m.scratch.Put(s)
+		return nil
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var panicked atomic.Value
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Errorf("catboost: predict: panic: %v\n%s", p, debug.Stack()))
+				}
+			}()
+			s := m.getScratch()
+			for {
+				b := int(next.Add(1) - 1)
+				if b >= blocks {
+					break
+				}
+				block(b, s)
+			}
+			m.scratch.Put(s)
+		}()
+	}
+	wg.Wait()
+	if err, _ := panicked.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// predictBlockCat is predictBlock with the categorical slots filled in
+// between quantization and the trees.
+func (m *NativeModel) predictBlockCat(x []float32, cats []uint32, n, b int, out []float64, s *scratch, vec bool) {
+	start := b * blockSize
+	nb := min(blockSize, n-start)
+	rows := x[start*m.numFeatures : (start+nb)*m.numFeatures]
+	crows := cats[start*m.cat.numCat : (start+nb)*m.cat.numCat]
+	if vec {
+		m.quantizeVec(rows, nb, s)
+	} else {
+		m.quantize(rows, nb, s.bins, s.vals, s.counts)
+	}
+	m.fillCat(rows, crows, nb, s)
+	m.evalBlock(start, nb, out, s, vec)
+}
