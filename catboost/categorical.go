@@ -295,14 +295,6 @@ func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot
 		}
 		ctrQuant[i] = q
 
-		t := cp.tables[c.key]
-		if t == nil {
-			return nil, nil, fmt.Errorf("ctrs[%d]: ctr_data has no table for it", i)
-		}
-		vals, err := c.values(t)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ctrs[%d]: %w", i, err)
-		}
 		projKey := c.key[strings.IndexByte(c.key, '|'):]
 		pi, ok := projOf[projKey]
 		if !ok {
@@ -313,6 +305,14 @@ func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot
 			pi = len(cm.projs)
 			projOf[projKey] = pi
 			cm.projs = append(cm.projs, p)
+		}
+		t := cp.tables[c.key]
+		if t == nil {
+			return nil, nil, fmt.Errorf("ctrs[%d]: ctr_data has no table for it", i)
+		}
+		vals, err := c.values(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ctrs[%d]: %w", i, err)
 		}
 		lk := tableOf[c.key]
 		if lk == nil {

@@ -96,14 +96,14 @@ type projElem struct {
 
 // ctrInfo is one CTR feature from features_info.ctrs.
 type ctrInfo struct {
-	key                        string // projection and type, as ctr_data keys it
-	typ                        ctrType
-	proj                       []projElem
-	priorNum, priorDenom       float32
-	shift, scale               float32
-	targetBorder               int
-	borders                    []float32
-	splitBase                  int
+	key                  string // projection and type, as ctr_data keys it
+	typ                  ctrType
+	proj                 []projElem
+	priorNum, priorDenom float32
+	shift, scale         float32
+	targetBorder         int
+	borders              []float32
+	splitBase            int
 }
 
 // ctrTableInfo is one table of ctr_data.
