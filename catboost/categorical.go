@@ -258,7 +258,7 @@ func (cp *catParse) resolveCatSplit(s *rawSplit, floatBorders int) (splitRef, er
 // features' slots, and the CTR lookups. used lists, per kind, which
 // one-hot pairs and CTR borders the trees split on.
 func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot map[int]bool, usedCtr [][]float32) (map[int]int, []*quantizer, error) {
-	cm := &catModel{numCat: len(cp.cats), firstSlot: m.numSlots}
+	cm := &catModel{numCat: len(cp.cats), firstSlot: m.numSlots, floatFlat: []int{}, catFlat: []int{}}
 	for _, c := range cp.cats {
 		cm.catNames = append(cm.catNames, c.name)
 		cm.catFlat = append(cm.catFlat, c.flat)

@@ -356,3 +356,25 @@ func TestCatBrokenFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestTinyCatModel(t *testing.T) {
+	m, err := LoadJSON([]byte(tinyCatModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.NumFeatures() != 1 || m.NumCatFeatures() != 2 {
+		t.Fatalf("%d float, %d cat features", m.NumFeatures(), m.NumCatFeatures())
+	}
+	// The CTR's table holds no hash a row can reach here, so its value is
+	// the prior's, 0.5/1 = 0.5: between the borders, so "ctr > 0.75" is
+	// false. The one-hot split is true for a value hashing to 7.
+	x := []float32{0, 1}
+	cats := []uint32{7, 0, 8, 0}
+	out := make([]float64, 2)
+	if err := m.PredictRawCat(x, cats, 2, out, 1); err != nil {
+		t.Fatal(err)
+	}
+	if out[0] != 2+0.5 || out[1] != 1+0.25 {
+		t.Errorf("outputs %v, want [2.5 1.25]", out)
+	}
+}
