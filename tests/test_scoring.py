@@ -139,14 +139,18 @@ def test_predict_validates_input(trained):
         model.predict(X)
 
 
-def test_categorical_models_are_refused(tmp_path):
+def test_categorical_models_are_served(tmp_path):
+    # More in test_categorical.py; here: the JSON export written with its
+    # pool (which adds cat_features_hash) loads too.
     X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "c": ["x", "y", "z", "x"] * 10})
     m = CatBoostRegressor(iterations=5, verbose=False, allow_writing_files=False).fit(X, np.arange(40.0), cat_features=["c"])
     m.save_model(str(tmp_path / "cat.json"), format="json", pool=Pool(X, cat_features=["c"]))
     m.save_model(str(tmp_path / "cat.cbm"))
+    want = m.predict(X, prediction_type="RawFormulaVal")
     for p in ("cat.json", "cat.cbm"):
-        with pytest.raises(ModelError, match="(?i)categorical"):
-            pyfeat.Model(tmp_path / p)
+        with pyfeat.Model(tmp_path / p) as model:
+            assert (model.n_features, model.n_cat_features) == (1, 1)
+            np.testing.assert_array_equal(model.predict(X), want)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_json", "missing", "suffix"])
