@@ -75,7 +75,73 @@ type ctrLookup struct {
 	shift uint
 	outs  []ctrOut
 	bins  []uint16 // [entry][len(outs)]; the last entry is for hashes not in the table
+
+	// packed replaces keys, entry and bins when every CTR of the table
+	// fits one slot (at most 127 borders) and there are at most seven.
+	packed []ctrSlot
+	empty  uint64 // packed bins for a hash not in the table
 }
+
+// pack builds the packed table, when the table's CTRs allow it.
+func (t *ctrLookup) pack() {
+	k := len(t.outs)
+	if k > 7 {
+		return
+	}
+	for _, o := range t.outs {
+		if o.slots != 1 {
+			return
+		}
+	}
+	val := func(e int) uint64 {
+		var v uint64
+		for j, c := range t.bins[e*k : (e+1)*k] {
+			v |= uint64(c) << (8 * j)
+		}
+		return v
+	}
+	// An entry whose bins are those of a hash not in the table changes no
+	// split's outcome: it is left out, which keeps the table small (most
+	// entries of a rare value's combinations sit below the CTR's first
+	// border, like the prior) and so lookups in cache.
+	t.empty = val(len(t.bins)/k - 1)
+	var keys []uint64
+	var vals []uint64
+	for i, e := range t.entry {
+		if e < 0 {
+			continue
+		}
+		if v := val(int(e)); v != t.empty {
+			keys = append(keys, t.keys[i])
+			vals = append(vals, v|slotUsed)
+		}
+	}
+	size := 2
+	for size < 2*len(keys) {
+		size <<= 1
+	}
+	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
+	t.packed = make([]ctrSlot, size)
+	mask := uint64(size - 1)
+	for j, h := range keys {
+		i := h >> t.shift
+		for t.packed[i&mask].val != 0 {
+			i++
+		}
+		t.packed[i&mask] = ctrSlot{key: h, val: vals[j]}
+	}
+	t.keys, t.entry, t.bins = nil, nil, nil
+}
+
+// ctrSlot is a slot of the packed table: a hash and the bins of up to
+// seven CTRs, one byte each, with the top bit of val marking the slot used.
+// Key and bins share a cache line, so a lookup costs one memory access.
+type ctrSlot struct {
+	key uint64
+	val uint64
+}
+
+const slotUsed = 1 << 63
 
 type ctrOut struct {
 	off   int // first slot * blockWords
@@ -336,6 +402,9 @@ func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot
 		}
 		lk.bins = nb
 	}
+	for _, lk := range tableOf {
+		lk.pack()
+	}
 	m.cat = cm
 	return oneHotSlotOf, ctrQuant, nil
 }
@@ -375,14 +444,19 @@ func makeProjection(elems []projElem, features []floatFeature, numCat int) (ctrP
 func (m *NativeModel) fillCat(x []float32, cats []uint32, nb int, s *scratch) {
 	cm := m.cat
 	nf, nc := m.numFeatures, cm.numCat
-	clear(s.bins[cm.firstSlot*blockWords : m.numSlots*blockWords])
 	bins := s.bins
+	nw := (nb + 7) / 8
 	for _, oh := range cm.oneHot {
-		col := bins[oh.off : oh.off+blockWords]
-		for d := range nb {
-			if cats[d*nc+oh.cat] == oh.value {
-				col[d>>3] |= 1 << (uint(d&7) * 8)
+		// Whole words, so that rows past nb read 0.
+		col := bins[oh.off : oh.off+nw]
+		for w := range col {
+			var word uint64
+			for i, c := range cats[w*8*nc : min(w*8+8, nb)*nc : min(w*8+8, nb)*nc] {
+				if i%nc == oh.cat && c == oh.value {
+					word |= 1 << (uint(i/nc) * 8)
+				}
 			}
+			col[w] = word
 		}
 	}
 	hashes := s.hashes[:nb]
@@ -418,7 +492,14 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, nb int, s *scratch) {
 			}
 		}
 		for _, t := range p.tables {
+			if t.packed != nil {
+				fillPacked(t, hashes, s.vals64[:nb], bins, s.binBytes)
+				continue
+			}
 			k := len(t.outs)
+			for _, o := range t.outs {
+				clear(bins[o.off : o.off+o.slots*blockWords])
+			}
 			for d, h := range hashes {
 				e := t.find(h)
 				row := t.bins[e*k : (e+1)*k]
@@ -579,4 +660,62 @@ func (m *NativeModel) predictBlockCat(x []float32, cats []uint32, n, b int, out 
 	}
 	m.fillCat(rows, crows, nb, s)
 	m.evalBlock(start, nb, out, s, vec)
+}
+
+// fillPacked looks up every row's hash in a packed table and writes the
+// bins of its CTRs, eight rows to a word.
+func fillPacked(t *ctrLookup, hashes, vals []uint64, bins []uint64, binBytes []byte) {
+	slots, shift := t.packed, t.shift
+	mask := uint64(len(slots) - 1)
+	// First the home slot of every row, in a loop whose loads do not
+	// depend on each other, so that the CPU overlaps their cache misses;
+	// then the few rows whose home slot holds another hash probe on.
+	for d, h := range hashes {
+		sl := slots[h>>shift]
+		v := sl.val
+		if sl.key != h {
+			v = 0
+		}
+		vals[d] = v
+	}
+	for d, h := range hashes {
+		if vals[d] != 0 {
+			continue
+		}
+		for i := h >> shift; ; i++ {
+			sl := &slots[i&mask]
+			if sl.val == 0 {
+				vals[d] = t.empty
+				break
+			}
+			if sl.key == h {
+				vals[d] = sl.val
+				break
+			}
+		}
+	}
+	if binBytes != nil {
+		// Bytes of rows past len(vals) keep an earlier block's bins,
+		// valid ones, for rows whose outputs are dropped.
+		for j, o := range t.outs {
+			sh := uint(8 * j)
+			dst := binBytes[o.off*8 : o.off*8+len(vals)]
+			for d, v := range vals {
+				dst[d] = byte(v>>sh) & 0x7f
+			}
+		}
+		return
+	}
+	nw := (len(vals) + 7) / 8
+	for j, o := range t.outs {
+		sh := uint(8 * j)
+		col := bins[o.off : o.off+nw]
+		for w := range col {
+			var word uint64
+			for i, v := range vals[w*8 : min(w*8+8, len(vals))] {
+				word |= (v >> sh & 0x7f) << (8 * i)
+			}
+			col[w] = word
+		}
+	}
 }

@@ -107,6 +107,7 @@ type scratch struct {
 	counts8  []byte
 
 	hashes []uint64 // categorical models: one combination's hash per row
+	vals64 []uint64 // and the packed CTR bins found for it
 }
 
 // NumFeatures is the number of float features (columns) a row must have.
@@ -208,6 +209,13 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	return nil
 }
 
+// littleEndian tells that the bins of row i of a slot, byte i%8 of word
+// i/8, are byte i of the slot's memory.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
 func (m *NativeModel) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
@@ -222,6 +230,11 @@ func (m *NativeModel) getScratch() *scratch {
 	}
 	if m.cat != nil {
 		s.hashes = make([]uint64, blockSize)
+		s.vals64 = make([]uint64, blockSize)
+		if littleEndian {
+			// fillPacked writes bins a byte per row.
+			s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
+		}
 	}
 	if canAVX2 {
 		s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
