@@ -39,6 +39,23 @@ type catModel struct {
 	firstSlot int // cat slots are [firstSlot, numSlots)
 	oneHot    []oneHotSlot
 	projs     []ctrProjection
+	// trie is the projections' elements as a prefix tree in depth-first
+	// order: combinations sharing a prefix share its hashes, computed once.
+	trie     []trieNode
+	maxDepth int
+}
+
+// trieNode is one element of a combination, hashed onto its parent's
+// hashes (level depth-1) into level depth; tables are the CTR tables of the
+// combination that ends here.
+type trieNode struct {
+	depth    int
+	kind     byte // 'c', 'f' or 'o' as in projElem
+	index    int  // cat feature, or float column
+	border   float32
+	nanValue float32
+	value    uint32
+	tables   []*ctrLookup
 }
 
 type oneHotSlot struct {
@@ -104,16 +121,18 @@ func (t *ctrLookup) pack() {
 	// split's outcome: it is left out, which keeps the table small (most
 	// entries of a rare value's combinations sit below the CTR's first
 	// border, like the prior) and so lookups in cache.
-	t.empty = val(len(t.bins)/k - 1)
+	// The used bit marks a found value; the prior's value carries it too,
+	// so that 0 means only "not resolved yet" in fillPacked.
+	t.empty = val(len(t.bins)/k-1) | slotUsed
 	var keys []uint64
 	var vals []uint64
 	for i, e := range t.entry {
 		if e < 0 {
 			continue
 		}
-		if v := val(int(e)); v != t.empty {
+		if v := val(int(e)) | slotUsed; v != t.empty {
 			keys = append(keys, t.keys[i])
-			vals = append(vals, v|slotUsed)
+			vals = append(vals, v)
 		}
 	}
 	size := 2
@@ -405,6 +424,7 @@ func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot
 	for _, lk := range tableOf {
 		lk.pack()
 	}
+	cm.buildTrie()
 	m.cat = cm
 	return oneHotSlotOf, ctrQuant, nil
 }
@@ -439,84 +459,97 @@ func makeProjection(elems []projElem, features []floatFeature, numCat int) (ctrP
 	return p, nil
 }
 
-// fillCat writes the categorical slots of a block of nb rows: x are the
-// rows' float features, cats their hashed categorical values.
-func (m *NativeModel) fillCat(x []float32, cats []uint32, nb int, s *scratch) {
+// superBlocks is the most blocks whose categorical slots fillCat fills in
+// one pass: a CTR table is then walked once per superBlocks*blockSize rows,
+// so its cache lines are fetched once for all of them rather than once per
+// block.
+const superBlocks = 8
+
+// fillCat writes the categorical slots of ns rows (at most superBlocks
+// blocks): x are the rows' float features, cats their hashed categorical
+// values, super the blocks' bins one after another, stride words each.
+func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64, superBytes []byte, s *scratch) {
 	cm := m.cat
 	nf, nc := m.numFeatures, cm.numCat
-	bins := s.bins
-	nw := (nb + 7) / 8
+	stride := m.numSlots * blockWords
+	nblk := (ns + blockSize - 1) / blockSize
+	for b := range nblk {
+		clear(super[b*stride+cm.firstSlot*blockWords : (b+1)*stride])
+	}
 	for _, oh := range cm.oneHot {
-		// Whole words, so that rows past nb read 0.
-		col := bins[oh.off : oh.off+nw]
-		for w := range col {
-			var word uint64
-			for i, c := range cats[w*8*nc : min(w*8+8, nb)*nc : min(w*8+8, nb)*nc] {
-				if i%nc == oh.cat && c == oh.value {
-					word |= 1 << (uint(i/nc) * 8)
-				}
+		for d := range ns {
+			if cats[d*nc+oh.cat] == oh.value {
+				orBin(super, superBytes, stride, oh.off, d, 1)
 			}
-			col[w] = word
 		}
 	}
-	hashes := s.hashes[:nb]
-	for pi := range cm.projs {
-		p := &cm.projs[pi]
-		clear(hashes)
-		for _, c := range p.cats {
+	levels := s.hashes
+	span := superBlocks * blockSize
+	clear(levels[:ns])
+	for i := range cm.trie {
+		n := &cm.trie[i]
+		parent := levels[(n.depth-1)*span:][:ns]
+		hashes := levels[n.depth*span:][:ns]
+		switch n.kind {
+		case 'c':
+			col := n.index
 			for d := range hashes {
 				// CatBoost widens the 32-bit hash as a signed int.
-				hashes[d] = combineHash(hashes[d], uint64(int64(int32(cats[d*nc+c]))))
+				hashes[d] = combineHash(parent[d], uint64(int64(int32(cats[d*nc+col]))))
 			}
-		}
-		for _, f := range p.floats {
+		case 'f':
+			col := n.index
 			for d := range hashes {
-				v := x[d*nf+f.column]
+				v := x[d*nf+col]
 				if v != v {
-					v = f.nanValue
+					v = n.nanValue
 				}
 				var bit uint64
-				if v > f.border {
+				if v > n.border {
 					bit = 1
 				}
-				hashes[d] = combineHash(hashes[d], bit)
+				hashes[d] = combineHash(parent[d], bit)
 			}
-		}
-		for _, o := range p.oneHots {
+		default:
+			col := n.index
 			for d := range hashes {
 				var bit uint64
-				if cats[d*nc+o.cat] == o.value {
+				if cats[d*nc+col] == n.value {
 					bit = 1
 				}
-				hashes[d] = combineHash(hashes[d], bit)
+				hashes[d] = combineHash(parent[d], bit)
 			}
 		}
-		for _, t := range p.tables {
+		for _, t := range n.tables {
 			if t.packed != nil {
-				fillPacked(t, hashes, s.vals64[:nb], bins, s.binBytes)
+				fillPacked(t, hashes, s.vals64[:ns], super, superBytes, stride)
 				continue
 			}
 			k := len(t.outs)
-			for _, o := range t.outs {
-				clear(bins[o.off : o.off+o.slots*blockWords])
-			}
 			for d, h := range hashes {
 				e := t.find(h)
 				row := t.bins[e*k : (e+1)*k]
-				w, sh := d>>3, uint(d&7)*8
 				for j, o := range t.outs {
 					c := int(row[j])
-					if o.slots == 1 {
-						bins[o.off+w] |= uint64(c) << sh
-						continue
-					}
 					for q := range o.slots {
-						bins[o.off+q*blockWords+w] |= uint64(min(max(c-binMax*q, 0), binMax)) << sh
+						orBin(super, superBytes, stride, o.off+q*blockWords, d, uint64(min(max(c-binMax*q, 0), binMax)))
 					}
 				}
 			}
 		}
 	}
+}
+
+// orBin sets bits v in the bin of row d of a super-block, in the slot at
+// word offset off of the row's block.
+func orBin(super []uint64, superBytes []byte, stride, off, d int, v uint64) {
+	w := (d>>7)*stride + off
+	r := d & (blockSize - 1)
+	if superBytes != nil {
+		superBytes[w*8+r] |= byte(v)
+		return
+	}
+	super[w+r>>3] |= v << (uint(r&7) * 8)
 }
 
 // CategoricalModel is a Model some of whose features are categorical.
@@ -598,7 +631,17 @@ func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []flo
 	if n == 0 {
 		return nil
 	}
-	return m.run(n, threads, func(b int, s *scratch) { m.predictBlockCat(x, cats, n, b, out, s, useAVX2) })
+	// Super-blocks of up to superBlocks blocks, but enough of them to
+	// keep every thread busy.
+	blocks := (n + blockSize - 1) / blockSize
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	per := min(max(blocks/(2*threads), 1), superBlocks)
+	units := (blocks + per - 1) / per
+	return m.run(units*blockSize, threads, func(u int, s *scratch) {
+		m.predictSuperBlock(x, cats, n, u*per, min(per, blocks-u*per), out, s, useAVX2)
+	})
 }
 
 // run calls block for every block of n rows on up to threads goroutines.
@@ -646,76 +689,143 @@ func (m *NativeModel) run(n, threads int, block func(b int, s *scratch)) error {
 	return nil
 }
 
-// predictBlockCat is predictBlock with the categorical slots filled in
-// between quantization and the trees.
-func (m *NativeModel) predictBlockCat(x []float32, cats []uint32, n, b int, out []float64, s *scratch, vec bool) {
-	start := b * blockSize
-	nb := min(blockSize, n-start)
-	rows := x[start*m.numFeatures : (start+nb)*m.numFeatures]
-	crows := cats[start*m.cat.numCat : (start+nb)*m.cat.numCat]
-	if vec {
-		m.quantizeVec(rows, nb, s)
-	} else {
-		m.quantize(rows, nb, s.bins, s.vals, s.counts)
+// predictSuperBlock evaluates blocks [b0, b0+nblk) of n rows: the float
+// features block by block, the categorical slots of all of them in one
+// pass, then the trees block by block.
+func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk int, out []float64, s *scratch, vec bool) {
+	stride := m.numSlots * blockWords
+	own, ownBytes := s.bins, s.binBytes
+	defer func() { s.bins, s.binBytes = own, ownBytes }()
+	view := func(b int) {
+		s.bins = s.super[b*stride : (b+1)*stride]
+		if s.superBytes != nil {
+			s.binBytes = s.superBytes[b*stride*8 : (b+1)*stride*8]
+		}
 	}
-	m.fillCat(rows, crows, nb, s)
-	m.evalBlock(start, nb, out, s, vec)
+	start := b0 * blockSize
+	ns := min(nblk*blockSize, n-start)
+	for b := range nblk {
+		view(b)
+		r0 := start + b*blockSize
+		nb := min(blockSize, n-r0)
+		rows := x[r0*m.numFeatures : (r0+nb)*m.numFeatures]
+		if vec {
+			m.quantizeVec(rows, nb, s)
+		} else {
+			m.quantize(rows, nb, s.bins, s.vals, s.counts)
+		}
+	}
+	m.fillCat(x[start*m.numFeatures:(start+ns)*m.numFeatures], cats[start*m.cat.numCat:(start+ns)*m.cat.numCat], ns,
+		s.super[:nblk*stride], s.superBytes, s)
+	for b := range nblk {
+		view(b)
+		r0 := start + b*blockSize
+		m.evalBlock(r0, min(blockSize, n-r0), out, s, vec)
+	}
 }
 
 // fillPacked looks up every row's hash in a packed table and writes the
-// bins of its CTRs, eight rows to a word.
-func fillPacked(t *ctrLookup, hashes, vals []uint64, bins []uint64, binBytes []byte) {
-	slots, shift := t.packed, t.shift
+// bins of its CTRs into the super-block.
+func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
+	slots, shift, empty := t.packed, t.shift, t.empty
 	mask := uint64(len(slots) - 1)
 	// First the home slot of every row, in a loop whose loads do not
-	// depend on each other, so that the CPU overlaps their cache misses;
-	// then the few rows whose home slot holds another hash probe on.
+	// depend on each other, so that the CPU overlaps their cache misses.
+	// An empty home slot means the hash is not in the table; a used one
+	// with another hash (0 here) sends the row to the probing pass.
+	probe := false
 	for d, h := range hashes {
 		sl := slots[h>>shift]
 		v := sl.val
 		if sl.key != h {
 			v = 0
+			if sl.val == 0 {
+				v = empty
+			}
 		}
 		vals[d] = v
+		probe = probe || v == 0
 	}
-	for d, h := range hashes {
-		if vals[d] != 0 {
-			continue
-		}
-		for i := h >> shift; ; i++ {
-			sl := &slots[i&mask]
-			if sl.val == 0 {
-				vals[d] = t.empty
-				break
+	if probe {
+		for d, h := range hashes {
+			if vals[d] != 0 {
+				continue
 			}
-			if sl.key == h {
-				vals[d] = sl.val
-				break
-			}
-		}
-	}
-	if binBytes != nil {
-		// Bytes of rows past len(vals) keep an earlier block's bins,
-		// valid ones, for rows whose outputs are dropped.
-		for j, o := range t.outs {
-			sh := uint(8 * j)
-			dst := binBytes[o.off*8 : o.off*8+len(vals)]
-			for d, v := range vals {
-				dst[d] = byte(v>>sh) & 0x7f
+			for i := h>>shift + 1; ; i++ {
+				sl := &slots[i&mask]
+				if sl.val == 0 {
+					vals[d] = empty
+					break
+				}
+				if sl.key == h {
+					vals[d] = sl.val
+					break
+				}
 			}
 		}
-		return
 	}
-	nw := (len(vals) + 7) / 8
 	for j, o := range t.outs {
 		sh := uint(8 * j)
-		col := bins[o.off : o.off+nw]
-		for w := range col {
-			var word uint64
-			for i, v := range vals[w*8 : min(w*8+8, len(vals))] {
-				word |= (v >> sh & 0x7f) << (8 * i)
+		if superBytes == nil {
+			for d, v := range vals {
+				orBin(super, nil, stride, o.off, d, v>>sh&0x7f)
 			}
-			col[w] = word
+			continue
+		}
+		// One block's rows at a time: a run of bytes in one slot.
+		for b := 0; b*blockSize < len(vals); b++ {
+			dst := superBytes[(b*stride+o.off)*8:][:min(blockSize, len(vals)-b*blockSize)]
+			for r, v := range vals[b*blockSize:][:len(dst)] {
+				dst[r] = byte(v>>sh) & 0x7f
+			}
 		}
 	}
+}
+
+// buildTrie lays the projections out as a prefix tree, in the order
+// CatBoost hashes their elements: cat features, binarized floats, one-hot
+// values.
+func (cm *catModel) buildTrie() {
+	type node struct {
+		n        trieNode
+		children map[string]*node
+		order    []string
+	}
+	root := &node{children: map[string]*node{}}
+	for pi := range cm.projs {
+		p := &cm.projs[pi]
+		var elems []trieNode
+		for _, c := range p.cats {
+			elems = append(elems, trieNode{kind: 'c', index: c})
+		}
+		for _, f := range p.floats {
+			elems = append(elems, trieNode{kind: 'f', index: f.column, border: f.border, nanValue: f.nanValue})
+		}
+		for _, o := range p.oneHots {
+			elems = append(elems, trieNode{kind: 'o', index: o.cat, value: o.value})
+		}
+		at := root
+		for depth, e := range elems {
+			key := fmt.Sprintf("%c%d:%x:%x:%d", e.kind, e.index, math.Float32bits(e.border), math.Float32bits(e.nanValue), e.value)
+			child := at.children[key]
+			if child == nil {
+				e.depth = depth + 1
+				child = &node{n: e, children: map[string]*node{}}
+				at.children[key] = child
+				at.order = append(at.order, key)
+			}
+			at = child
+		}
+		at.n.tables = append(at.n.tables, p.tables...)
+		cm.maxDepth = max(cm.maxDepth, len(elems))
+	}
+	var walk func(at *node)
+	walk = func(at *node) {
+		for _, k := range at.order {
+			c := at.children[k]
+			cm.trie = append(cm.trie, c.n)
+			walk(c)
+		}
+	}
+	walk(root)
 }

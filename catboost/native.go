@@ -106,8 +106,13 @@ type scratch struct {
 	idx      []byte // [chunkTrees][blockSize]
 	counts8  []byte
 
-	hashes []uint64 // categorical models: one combination's hash per row
-	vals64 []uint64 // and the packed CTR bins found for it
+	// Categorical models: the bins of a super-block of blocks (see
+	// fillCat), and per row the hashes of a combination and its prefixes
+	// and the packed CTR bins found for it.
+	super      []uint64
+	superBytes []byte
+	hashes     []uint64
+	vals64     []uint64
 }
 
 // NumFeatures is the number of float features (columns) a row must have.
@@ -229,11 +234,12 @@ func (m *NativeModel) getScratch() *scratch {
 		sums:   make([]float64, blockSize*m.dims),
 	}
 	if m.cat != nil {
-		s.hashes = make([]uint64, blockSize)
-		s.vals64 = make([]uint64, blockSize)
+		s.hashes = make([]uint64, (m.cat.maxDepth+1)*superBlocks*blockSize)
+		s.vals64 = make([]uint64, superBlocks*blockSize)
+		s.super = make([]uint64, superBlocks*len(s.bins))
 		if littleEndian {
-			// fillPacked writes bins a byte per row.
-			s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
+			// fillCat writes bins a byte per row.
+			s.superBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.super))), len(s.super)*8)
 		}
 	}
 	if canAVX2 {
