@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Categorical features. CatBoost turns them into binary features two ways,
@@ -488,8 +489,8 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64
 	clear(levels[:ns])
 	for i := range cm.trie {
 		n := &cm.trie[i]
-		parent := levels[(n.depth-1)*span:][:ns]
 		hashes := levels[n.depth*span:][:ns]
+		parent := levels[(n.depth-1)*span:][:len(hashes)]
 		switch n.kind {
 		case 'c':
 			col := n.index
@@ -729,13 +730,16 @@ func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk 
 func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
 	mask := uint64(len(slots) - 1)
+	vals = vals[:len(hashes)]
+	// h>>shift < len(slots) for every h: shift is 64 - log2(len(slots)).
+	base := unsafe.Pointer(unsafe.SliceData(slots))
 	// First the home slot of every row, in a loop whose loads do not
 	// depend on each other, so that the CPU overlaps their cache misses.
 	// An empty home slot means the hash is not in the table; a used one
 	// with another hash (0 here) sends the row to the probing pass.
 	probe := false
 	for d, h := range hashes {
-		sl := slots[h>>shift]
+		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
 		v := sl.val
 		if sl.key != h {
 			v = 0
