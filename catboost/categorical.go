@@ -136,8 +136,15 @@ func (t *ctrLookup) pack() {
 			vals = append(vals, v)
 		}
 	}
+	// At most a quarter full (half for big tables, to keep them in
+	// cache): most lookups are of hashes not in the table, and a free home
+	// slot answers those at once.
+	load := 4
+	if len(keys) > 4096 {
+		load = 2
+	}
 	size := 2
-	for size < 2*len(keys) {
+	for size < load*len(keys) {
 		size <<= 1
 	}
 	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
@@ -737,20 +744,26 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 	// depend on each other, so that the CPU overlaps their cache misses.
 	// An empty home slot means the hash is not in the table; a used one
 	// with another hash (0 here) sends the row to the probing pass.
-	probe := false
+	// Branch-free: whether a row's value is in the table is as good as
+	// random, and a mispredicted branch per lookup would cost more than
+	// the lookup.
+	var unresolved uint64
 	for d, h := range hashes {
 		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
-		v := sl.val
-		if sl.key != h {
-			v = 0
-			if sl.val == 0 {
-				v = empty
-			}
+		var hit, free uint64
+		if sl.key == h {
+			hit = 1
 		}
+		if sl.val == 0 {
+			free = 1
+		}
+		// A free slot ends the search (even for a hash of 0, the key a
+		// free slot holds): the value is the prior's.
+		v := sl.val&-(hit&^free) | empty&-free
 		vals[d] = v
-		probe = probe || v == 0
+		unresolved |= (hit | free) ^ 1
 	}
-	if probe {
+	if unresolved != 0 {
 		for d, h := range hashes {
 			if vals[d] != 0 {
 				continue
