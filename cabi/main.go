@@ -142,7 +142,7 @@ func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 func pf_compute(userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, out *C.float, outLen C.int64_t, catOut *C.int64_t, catOutLen C.int64_t,
+	threads C.int32_t, out *C.float, outLen C.int64_t, itemIDs *C.int64_t, catOut *C.int64_t, catOutLen C.int64_t,
 	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_compute")
@@ -162,7 +162,7 @@ func pf_compute(userHandle C.int64_t,
 		cats = unsafe.Slice((*int64)(unsafe.Pointer(catOut)), int(catOutLen))
 	}
 	return setStatus(st, svc.Compute(int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), view[float32](out, outLen), cats))
+		int(threads), view[float32](out, outLen), view[int64](itemIDs, n), cats))
 }
 
 //export pf_model_load

@@ -2,7 +2,9 @@
  *
  * This header is the single declaration of the ABI: cgo compiles the exports
  * against it (a signature that drifts fails the build) and the Python binding
- * reads it for cffi (lines starting with '#' are skipped there).
+ * reads it for cffi (of the preprocessor lines, only the PF_ integer
+ * constants are kept there). The process model behind it: DESIGN.md,
+ * "Process model".
  *
  * Conventions:
  * - Every function returns a status code, PF_OK (0) on success, and on
@@ -24,7 +26,7 @@
 
 /* PF_ABI_VERSION: bumped whenever a signature below changes; the binding
  * refuses a library that reports another version (a stale build). */
-#define PF_ABI_VERSION 5
+#define PF_ABI_VERSION 6
 
 /* Status codes. */
 #define PF_OK 0
@@ -85,12 +87,14 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
  * out: n_items x pf_num_features() float32, row-major, out_len floats.
+ * item_ids: NULL, or n_items int64 to receive each record's "id" (the
+ *   decoder reads it anyway; the caller need not decode the records).
  * cat_out: NULL, or n_items x pf_num_cat_features() int64, row-major,
  *   cat_out_len values, to receive the categorical matrix as well. */
 int32_t pf_compute(int64_t user_handle,
                    uint8_t* items, int64_t* offsets, int64_t n_items,
                    int64_t* source, double* source_score, int64_t* source_rank,
-                   int32_t threads, float* out, int64_t out_len,
+                   int32_t threads, float* out, int64_t out_len, int64_t* item_ids,
                    int64_t* cat_out, int64_t cat_out_len, pf_status* st);
 
 /* ---- models ------------------------------------------------------------
@@ -126,6 +130,30 @@ int32_t pf_model_describe(int64_t handle, char* buf, int64_t cap, int64_t* neede
  * float32 row-major; out: n_rows x dimensions float64, out_len values. */
 int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_cols,
                          int32_t threads, double* out, int64_t out_len, pf_status* st);
+
+/* ---- categorical models ---------------------------------------------
+ * A model's training table has float and categorical columns. Categorical
+ * values cross as CatBoost's 32-bit hashes of their strings (integers as
+ * their decimal strings), computed by pf_cat_hash_strings/_ints. */
+
+/* pf_model_cat_layout: writes a JSON object {"float_flat": [...],
+ * "cat_flat": [...], "cat_feature_names": [...]}: the training-table column
+ * of each float and each categorical feature. */
+int32_t pf_model_cat_layout(int64_t handle, char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_cat_hash_strings: out[i] = hash of bytes blob[offsets[i]:offsets[i+1]]
+ * for i < n (offsets has n+1 entries, offsets[0] = 0). */
+int32_t pf_cat_hash_strings(uint8_t* blob, int64_t* offsets, int64_t n, uint32_t* out, pf_status* st);
+
+/* pf_cat_hash_ints: out[i] = hash of the decimal string of values[i]. */
+int32_t pf_cat_hash_ints(int64_t* values, int64_t n, uint32_t* out, pf_status* st);
+
+/* pf_model_predict_cat: raw values for n_rows rows of n_float float32
+ * features (x) and n_cat hashed categorical values (cats), both row-major;
+ * out: n_rows x dimensions float64, out_len values. */
+int32_t pf_model_predict_cat(int64_t handle, float* x, int64_t n_rows, int64_t n_float,
+                             uint32_t* cats, int64_t n_cat, int32_t threads,
+                             double* out, int64_t out_len, pf_status* st);
 
 /* pf_rank: features, scores and order of one request in one call, with
  * the model that handle serves when the call starts (request arguments as

@@ -32,7 +32,7 @@ func computeAll(t testing.TB, user []byte, items Items, c *Candidates, threads i
 	defer p.Close()
 	out := make([]float32, items.Len()*NumFeatures)
 	cats := make([]int64, items.Len()*NumCatFeatures)
-	err := ComputeAllFrom(p, items, c, threads, out, cats, nil)
+	err := ComputeAllFrom(p, items, c, threads, out, nil, cats, nil)
 	return out, cats, err
 }
 
@@ -129,7 +129,7 @@ func TestComputeAllMatchesCompute(t *testing.T) {
 		p := Begin(user, async)
 		got := make([]float32, len(want))
 		gotCats := make([]int64, len(wantCats))
-		err := ComputeAllFrom(p, items, c, 3, nil, nil, func(start, end int, rows []float32, cats []int64) error {
+		err := ComputeAllFrom(p, items, c, 3, nil, nil, nil, func(start, end int, rows []float32, cats []int64) error {
 			copy(got[start*NumFeatures:], rows)
 			copy(gotCats[start*NumCatFeatures:], cats)
 			return nil

@@ -40,7 +40,7 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 	if err := checkOutput(items, out, false); err != nil {
 		return err
 	}
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, false, nil)
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil, false, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -74,12 +74,13 @@ const Block = 128
 func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
 	p := start(requests.get(), userBlob, false) // prepared by the calling goroutine, in compute
 	defer p.Close()
-	return ComputeBlocksFrom(p, items, c, threads, out, sink)
+	return ComputeBlocksFrom(p, items, c, threads, out, nil, sink)
 }
 
-// compute runs a computation: the categorical rows too when withCat, into
-// catOut if it is not nil.
-func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32,
+// compute runs a computation: ids, if not nil, receives the item ids; the
+// categorical rows are computed too when withCat, into catOut if it is not
+// nil.
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, ids []int64,
 	catOut []int64, withCat bool, sink CatBlockSink) error {
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
@@ -90,7 +91,8 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 		return err
 	}
 	workers := min(Threads(threads), (n+Block-1)/Block)
-	s := &computeState{items: items, c: c, out: out, catOut: catOut, withCat: withCat, sink: sink, n: n, done: make(chan struct{}),
+	s := &computeState{items: items, c: c, out: out, ids: ids, catOut: catOut, withCat: withCat, sink: sink, n: n,
+		done: make(chan struct{}),
 		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
@@ -167,6 +169,7 @@ type computeState struct {
 	items   Items
 	c       *Candidates
 	out     []float32    // nil: rows go to each worker's scratch
+	ids     []int64      // nil: the caller does not want the item ids
 	catOut  []int64      // nil: categorical rows go to each worker's scratch
 	withCat bool         // compute the categorical rows
 	sink    CatBlockSink // nil: none
@@ -291,6 +294,9 @@ func (s *computeState) work(g int) {
 				}
 				s.failed.Store(true)
 				return
+			}
+			if s.ids != nil {
+				s.ids[i] = w.item.ID
 			}
 			if r == nil {
 				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})

@@ -17,6 +17,7 @@ func seedCorpus(f *testing.F) {
 	f.Add(pack(f, baseItem()))
 	f.Add(pack(f, with(with(baseItem(), "lat", 55.7), "vas", "xl")))
 	f.Add(pack(f, with(baseUser(), "views", []any{[]any{1, 2, 3, 4, 5.5, 6}})))
+	f.Add(pack(f, with(baseItem(), "created_at", int64(1_767_000_000_000)))) // milliseconds: refused
 	f.Add(pack(f, with(baseUser(), "interests", map[int64]float64{1: 0.5})))
 	f.Add(pack(f, with(baseUser(), "queries", []any{"Диван", "二手"})))
 	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
@@ -27,14 +28,14 @@ func FuzzDecodeItem(f *testing.F) {
 	seedCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var it Item
-		_ = DecodeItem(b, &it)
+		_ = decodeItemAlone(b, &it)
 	})
 }
 
 func FuzzDecodeUser(f *testing.F) {
 	seedCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := DecodeUser(b)
+		_, err := decodeUser(b)
 		var ie *InputError
 		if err != nil && !errors.As(err, &ie) {
 			t.Fatalf("non-input error %T: %v", err, err)
@@ -55,7 +56,7 @@ func FuzzCompute(f *testing.F) {
 		// missing value.
 		cats := make([]int64, 2*NumCatFeatures)
 		p := Begin(user, false)
-		err := ComputeAllFrom(p, items, &Candidates{Source: []int64{1, 2}}, 2, out, cats, nil)
+		err := ComputeAllFrom(p, items, &Candidates{Source: []int64{1, 2}}, 2, out, nil, cats, nil)
 		p.Close()
 		if err == nil {
 			for _, j := range []int{cItemCategory, cItemSubcategory, cItemRegion, cItemSeller} {

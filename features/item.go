@@ -88,16 +88,11 @@ func resetItem(it *Item) {
 	}
 }
 
-// DecodeItem decodes one item record from MessagePack into it. Unknown keys
-// are skipped; a nil value for an optional key counts as absent. The returned
-// error's Position is left for the caller to set.
-func DecodeItem(b []byte, it *Item) *InputError {
-	var t tokenizer
-	return decodeItem(b, it, &t)
-}
-
-// decodeItem is DecodeItem that also splits the title into tok: the split
-// validates the UTF-8 on the way, so the title is read once, not twice.
+// decodeItem decodes one item record from MessagePack into it, and splits
+// the title into tok: the split validates the UTF-8 on the way, so the title
+// is read once, not twice. Unknown keys are skipped; a nil value for an
+// optional key counts as absent. The returned error's Position is left for
+// the caller to set.
 func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 	resetItem(it)
 	n, b, err := readMapHeader(b, "")
@@ -149,7 +144,7 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 			it.Price, b, err = readFinite(b, "price", 0, math.MaxFloat64)
 			seen |= reqPrice
 		case "created_at":
-			it.CreatedAt, b, err = readInt(b, "created_at")
+			it.CreatedAt, b, err = readTime(b, "created_at")
 			seen |= reqCreatedAt
 		case "seller_id":
 			it.SellerID, b, err = readID(b, "seller_id")
@@ -169,7 +164,7 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 		case "lon":
 			it.Lon, b, err = readFinite(b, "lon", -180, 180)
 		case "updated_at":
-			it.UpdatedAt, b, err = readInt(b, "updated_at")
+			it.UpdatedAt, b, err = readTime(b, "updated_at")
 			it.HasUpdatedAt = err == nil
 		case "seller_rating":
 			it.SellerRating, b, err = readFinite(b, "seller_rating", 0, 5)

@@ -81,29 +81,38 @@ func (p *Pending) Close() {
 }
 
 // ComputeBlocksFrom is ComputeBlocks for a user context started with Begin.
-// The caller still closes p.
-func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
+// ids, if not nil, receives each item's id (len(ids) == items.Len()): the
+// caller need not decode the records again to know them. The caller still
+// closes p.
+func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, sink BlockSink) error {
 	if err := checkOutput(items, out, sink != nil); err != nil {
 		return err
+	}
+	if ids != nil && len(ids) != items.Len() {
+		return pferr.Argumentf("ids has %d entries for %d items", len(ids), items.Len())
 	}
 	var s CatBlockSink
 	if sink != nil {
 		s = func(start, end int, rows []float32, _ []int64) error { return sink(start, end, rows) }
 	}
-	return compute(p.prepare, items, c, threads, out, nil, false, s)
+	return compute(p.prepare, items, c, threads, out, ids, nil, false, s)
 }
 
 // ComputeAllFrom is ComputeBlocksFrom that computes the categorical rows
-// too: into catOut (n x NumCatFeatures) if it is not nil, and to the sink.
+// too (ids as there): into catOut (n x NumCatFeatures) if it is not nil, and to the sink.
 // With neither out nor catOut, a sink is needed.
-func ComputeAllFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, catOut []int64, sink CatBlockSink) error {
+func ComputeAllFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, catOut []int64,
+	sink CatBlockSink) error {
 	if err := checkOutput(items, out, sink != nil || catOut != nil); err != nil {
 		return err
+	}
+	if ids != nil && len(ids) != items.Len() {
+		return pferr.Argumentf("ids has %d entries for %d items", len(ids), items.Len())
 	}
 	if catOut != nil && len(catOut) != items.Len()*NumCatFeatures {
 		return pferr.Argumentf("categorical output has %d values, want %d x %d", len(catOut), items.Len(), NumCatFeatures)
 	}
-	return compute(p.prepare, items, c, threads, out, catOut, true, sink)
+	return compute(p.prepare, items, c, threads, out, ids, catOut, true, sink)
 }
 
 func checkOutput(items Items, out []float32, other bool) error {

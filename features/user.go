@@ -75,16 +75,6 @@ const MaxNow = 1 << 40
 
 var platforms = map[string]float64{"web": 0, "ios": 1, "android": 2}
 
-// DecodeUser decodes the user context. Errors carry Position UserPosition.
-func DecodeUser(b []byte) (*User, error) {
-	u := new(User)
-	if err := decodeUserInto(b, u); err != nil {
-		err.Position = UserPosition
-		return nil, err
-	}
-	return u, nil
-}
-
 // decodeUserInto decodes into u, reusing the memory of its slices.
 func decodeUserInto(b []byte, u *User) *InputError {
 	nan := math.NaN()
@@ -282,7 +272,7 @@ func readViews(b []byte, out []View) ([]View, []byte, *InputError) {
 		if v.ItemID, b, err = readInt(b, "[0]"); err != nil {
 			return nil, nil, at(err, "views", i)
 		}
-		if v.TS, b, err = readInt(b, "[1]"); err != nil {
+		if v.TS, b, err = readTime(b, "[1]"); err != nil {
 			return nil, nil, at(err, "views", i)
 		}
 		if v.Category, b, err = readInt(b, "[2]"); err != nil {
@@ -321,7 +311,7 @@ func readContacts(b []byte, out []Contact) ([]Contact, []byte, *InputError) {
 		if c.ItemID, b, err = readInt(b, "[0]"); err != nil {
 			return nil, nil, at(err, "contacts", i)
 		}
-		if c.TS, b, err = readInt(b, "[1]"); err != nil {
+		if c.TS, b, err = readTime(b, "[1]"); err != nil {
 			return nil, nil, at(err, "contacts", i)
 		}
 		if c.SellerID, b, err = readInt(b, "[2]"); err != nil {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._convert import MAX_MODEL_BYTES
 from ._engine import (
     CAT_MISSING,
     FeatureEngine,
@@ -47,6 +48,7 @@ __all__ = [
     "Ranker",
     "RankResult",
     "SPEC_HASH_KEY",
+    "MAX_MODEL_BYTES",
     "RequestLog",
     "iter_requests",
     "LoggedRequest",

@@ -9,19 +9,12 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._inputs import CandidateArrays, ItemBuffers, Record, candidate_arrays, item_buffers, user_bytes
+from ._inputs import PreparedRequest, Record, check_out, threads_arg
 
 __all__ = [
-    "FeatureEngine",
-    "Features",
-    "feature_names",
-    "categorical_feature_names",
-    "spec_hash",
-    "feature_catalogue",
-    "FeatureInfo",
-    "CAT_MISSING",
-    "NUMERIC",
-    "CATEGORICAL",
+    "FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo", "compute_prepared",
+    "SPEC_HASH_KEY", "FEATURE_NAMES_KEY", "Features", "categorical_feature_names", "CAT_MISSING", "NUMERIC",
+    "CATEGORICAL", "compute_prepared_all",
 ]
 
 NUMERIC = "numeric"
@@ -31,6 +24,12 @@ CAT_MISSING = -(2**63)
 """The value of a missing categorical feature (int64's minimum). CatBoost
 sees it as the string ``"-9223372036854775808"``, in training files and in
 serving alike; an input id equal to it is refused."""
+
+# Metadata keys under which a model (CatBoost user metadata) and a training
+# file (Parquet key-value metadata) record the feature list they were made
+# with: spec_hash(), and feature_names() as JSON.
+SPEC_HASH_KEY = "pyfeat_spec_hash"
+FEATURE_NAMES_KEY = "pyfeat_feature_names"
 
 
 class FeatureInfo(tuple):
@@ -57,6 +56,7 @@ class FeatureInfo(tuple):
     @property
     def definition(self) -> str:
         return self[2]
+
 
     @property
     def kind(self) -> str:
@@ -102,81 +102,6 @@ def spec_hash() -> str:
     return _native.ffi.string(buf).decode("ascii")
 
 
-def _threads_arg(threads: int | None) -> int:
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
-    return int(threads)
-
-
-def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:
-    return ffi.NULL if arr is None else ffi.from_buffer(ctype, arr)
-
-
-class PreparedRequest:
-    """A request's inputs converted to the buffers the C ABI takes.
-
-    With ``begin=True`` the user context is handed to Go first, which
-    prepares it on another core while the item records are joined here (a
-    quarter of a millisecond for 3000 records); a call made without it
-    starts the preparation itself. Use it as a context manager when
-    ``begin=True``: leaving it frees a context that no call consumed.
-    """
-
-    __slots__ = ("user", "items", "candidates", "_user_handle")
-
-    def __init__(self, user: Any, items: Any, candidates: Any, *, begin: bool = False) -> None:
-        self.user: bytes = user_bytes(user)
-        self._user_handle = _native.begin_user(self.user) if begin else 0
-        try:
-            self.items: ItemBuffers = item_buffers(items)
-            self.candidates: CandidateArrays = candidate_arrays(candidates, self.items.n)
-        except BaseException:
-            self.discard_user()
-            raise
-
-    @classmethod
-    def from_buffers(cls, user: bytes, items: ItemBuffers, candidates: CandidateArrays) -> PreparedRequest:
-        """A request from buffers already converted (a logged request)."""
-        req = cls.__new__(cls)
-        req.user, req.items, req.candidates, req._user_handle = user, items, candidates, 0
-        return req
-
-    def take_user_handle(self) -> int:
-        """The user context's handle for the call about to be made, which
-        consumes it (started now if it was not begun)."""
-        handle = self._user_handle or _native.begin_user(self.user)
-        self._user_handle = 0
-        return handle
-
-    def discard_user(self) -> None:
-        if self._user_handle:
-            handle, self._user_handle = self._user_handle, 0
-            _native.discard_user(handle)
-
-    def __enter__(self) -> PreparedRequest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.discard_user()
-
-    def c_args(self, ffi: Any) -> tuple[Any, ...]:
-        """Arguments from `items` to `source_rank`, in pf_* order. The cdata
-        objects keep no reference to the arrays: keep self alive meanwhile."""
-        c = self.candidates
-        return (
-            ffi.from_buffer("uint8_t[]", self.items.blob),
-            ffi.from_buffer("int64_t[]", self.items.offsets),
-            self.items.n,
-            _ptr(ffi, "int64_t[]", c.source),
-            _ptr(ffi, "double[]", c.source_score),
-            _ptr(ffi, "int64_t[]", c.source_rank),
-        )
-
-
 class Features(tuple):
     """``(numeric, categorical)`` of one request; unpacks as a 2-tuple.
 
@@ -189,7 +114,7 @@ class Features(tuple):
     def __new__(cls, numeric: np.ndarray, categorical: np.ndarray) -> "Features":
         return super().__new__(cls, (numeric, categorical))
 
-    def __getnewargs__(self) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+    def __getnewargs__(self) -> tuple[np.ndarray, np.ndarray]:
         return (self[0], self[1])  # pickled as two arguments (dataset workers send it)
 
     @property
@@ -215,7 +140,7 @@ class FeatureEngine:
     """
 
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self.n_features = len(feature_names())
         self.n_cat_features = len(categorical_feature_names())
 
@@ -254,7 +179,7 @@ class FeatureEngine:
             ForkError: called in a process forked after pyfeat loaded.
         """
         with PreparedRequest(user, items, candidates, begin=True) as req:
-            return compute_prepared(req, self._threads, out, self.n_features)
+            return compute_prepared(req, self._threads, out)
 
     def compute_all(
         self,
@@ -280,45 +205,49 @@ class FeatureEngine:
             a value is missing.
         """
         with PreparedRequest(user, items, candidates, begin=True) as req:
-            return compute_prepared_all(req, self._threads, out, cat_out, self.n_features, self.n_cat_features)
+            return compute_prepared_all(req, self._threads, out, cat_out)
 
 
-def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int) -> np.ndarray:
-    return _compute(req, threads, out, n_features, None)
-
-
-def compute_prepared_all(req: PreparedRequest, threads: int, out: np.ndarray | None, cat_out: np.ndarray | None,
-                         n_features: int, n_cat_features: int) -> Features:
+def compute_prepared_all(
+    req: PreparedRequest, threads: int = 0, out: np.ndarray | None = None, cat_out: np.ndarray | None = None,
+    item_ids: np.ndarray | None = None,
+) -> Features:
+    """compute_prepared with the categorical matrix too (into cat_out, or a
+    new int64 array)."""
     n = req.items.n
+    n_cat = len(categorical_feature_names())
     if cat_out is None:
-        cat_out = np.empty((n, n_cat_features), dtype=np.int64)
+        cat_out = np.empty((n, n_cat), dtype=np.int64)
     else:
-        _check_out(cat_out, (n, n_cat_features), np.int64)
-    return Features(_compute(req, threads, out, n_features, cat_out), cat_out)
+        check_out(cat_out, (n, n_cat), np.int64)
+    return Features(compute_prepared(req, threads, out, item_ids, cat_out), cat_out)
 
 
-def _compute(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int,
-             cat_out: np.ndarray | None) -> np.ndarray:
+def compute_prepared(
+    req: PreparedRequest, threads: int = 0, out: np.ndarray | None = None, item_ids: np.ndarray | None = None,
+    cat_out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The feature matrix of a prepared request (threads: 0 for all cores).
+
+    item_ids, an int64 array of one entry per item, receives each record's
+    ``id`` as Go decoded it: a caller that needs them (the dataset builder)
+    does not decode the records a second time.
+    """
     lib = _native.lib()
     ffi = _native.ffi
     n = req.items.n
+    n_features = len(feature_names())
     if out is None:
         out = np.empty((n, n_features), dtype=np.float32)
     else:
-        _check_out(out, (n, n_features), np.float32)
+        check_out(out, (n, n_features), np.float32)
+    ids = ffi.NULL
+    if item_ids is not None:
+        check_out(item_ids, (n,), np.int64)
+        ids = ffi.from_buffer("int64_t[]", item_ids)
     st = _native.new_status()
     cats = (ffi.NULL, 0) if cat_out is None else (ffi.from_buffer("int64_t[]", cat_out), cat_out.size)
-    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, *cats, st)
+    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, ids, *cats, st)
     code = lib.pf_compute(req.take_user_handle(), *args)  # consumes the handle
     _native.check(code, st)
     return out
-
-
-def _check_out(out: Any, shape: tuple[int, ...], dtype: Any) -> None:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(
-            f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape {shape}, "
-            f"got {out.dtype} {out.shape}"
-        )

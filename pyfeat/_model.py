@@ -16,17 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
-from ._engine import PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash
-from ._inputs import Record
+from . import _catinput, _convert, _native
+from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, feature_names, spec_hash
+from ._inputs import PreparedRequest, Record, check_out, threads_arg, top_k_arg
 from .errors import ModelError
 
 __all__ = ["Model", "Ranker", "RankResult", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
 
 
 BACKENDS = ("native", "capi")
-SPEC_HASH_KEY = "pyfeat_spec_hash"
-FEATURE_NAMES_KEY = "pyfeat_feature_names"
 
 
 class RankResult(tuple):
@@ -53,25 +51,6 @@ class RankResult(tuple):
         return self[1]
 
 
-def _convert_with_catboost(src: Path, dst: Path, fmt_in: str, fmt_out: str) -> None:
-    try:
-        from catboost import CatBoost  # imported only for a format conversion
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ModelError(
-            f"loading {src.name} needs the `catboost` package to convert it from {fmt_in} to {fmt_out} "
-            f"(pip install catboost), or export the model with save_model(path, format='json')"
-        ) from e
-    model = CatBoost()
-    try:
-        model.load_model(str(src), format=fmt_in)
-    except Exception as e:
-        raise ModelError(f"{src}: catboost cannot read it as a {fmt_in} model: {e}") from e
-    try:
-        model.save_model(str(dst), format=fmt_out)
-    except Exception as e:
-        raise ModelError(f"{src}: catboost cannot export it as {fmt_out}: {e}") from e
-
-
 def _close_handle(handle: int) -> None:
     # Called from a finalizer, possibly at interpreter exit or in a forked
     # child where the library must not be touched: never raise.
@@ -89,8 +68,12 @@ class Model:
     Args:
         path: a ``.json`` export (``save_model(path, format="json")``) or a
             ``.cbm`` file. The native backend evaluates the JSON export; a
-            ``.cbm`` is converted through the ``catboost`` package, which is
-            imported only then. The capi backend loads ``.cbm`` directly.
+            ``.cbm`` is converted through the ``catboost`` package in a
+            separate converter process (started on first use and kept), so
+            that a damaged file that crashes CatBoost's reader costs that
+            process, not this one. The capi backend loads ``.cbm`` directly
+            with CatBoost's library, in this process. The path must be a
+            regular file of at most ``pyfeat.MAX_MODEL_BYTES`` (1 GiB).
         backend: ``"native"`` (oblivious trees in Go, exact) or ``"capi"``
             (CatBoost's own ``libcatboostmodel.so``).
         threads: goroutines per call at most; ``None`` uses every core
@@ -115,7 +98,7 @@ class Model:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.path = Path(path)
         self.backend = backend
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self._closed = False
         self._handle = self._load(catboost_lib)
         self._finalizer = weakref.finalize(self, _close_handle, self._handle)
@@ -129,19 +112,32 @@ class Model:
         self.feature_names: list[str] | None = desc["feature_names"]
         self.metadata: dict[str, str] = desc["metadata"]
         self.n_trees: int | None = desc["trees"]
+        layout = json.loads(_native.read_text(functools.partial(lib.pf_model_cat_layout, self._handle)))
+        # Columns of the training table: a model with categorical features
+        # takes rows of n_features + n_cat_features values in that order.
+        self.float_columns: list[int] = layout["float_flat"]
+        self.cat_columns: list[int] = layout["cat_flat"]
+        self.cat_feature_names: list[str] = layout["cat_feature_names"]
+        self.n_cat_features = len(self.cat_columns)
 
     def _load(self, catboost_lib: Any) -> int:
-        if not self.path.exists():
-            raise ModelError(f"model file not found: {self.path}")
         suffix = self.path.suffix.lower()
         if suffix not in (".json", ".cbm"):
             raise ModelError(f"{self.path}: expected a .json export or a .cbm model, got {suffix or 'no suffix'}")
+        _convert.check_model_file(self.path)  # a FIFO or a device is refused before any read
         want = ".json" if self.backend == "native" else ".cbm"
         if suffix == want:
+            # Go reads JSON with the same bounds; the capi backend hands a
+            # .cbm to CatBoost's library in this process (its choice: see
+            # the docstring).
             return self._load_file(self.path, catboost_lib)
+        # The conversion runs in the converter process (pyfeat/_convert.py),
+        # on a private copy read with bounds.
         with tempfile.TemporaryDirectory(prefix="pyfeat-model-") as tmp:
+            src = Path(tmp) / f"source{suffix}"
+            src.write_bytes(_convert.read_model_file(self.path))
             converted = Path(tmp) / f"model{want}"
-            _convert_with_catboost(self.path, converted, suffix[1:], want[1:])
+            _convert.convert(src, converted, suffix[1:], want[1:], name=self.path)
             return self._load_file(converted, catboost_lib)
 
     def _load_file(self, path: Path, catboost_lib: Any) -> int:
@@ -181,6 +177,11 @@ class Model:
         Args:
             X: 2-D array of shape ``(n, n_features)``; converted to float32
                 (CatBoost's own input type) if needed. NaN means missing.
+                For a model with categorical features, a table of
+                ``n_features + n_cat_features`` columns in training order
+                (numpy array, pandas DataFrame or list of rows), the
+                categorical values ints or strings, as catboost's
+                ``predict`` takes them.
 
         Returns:
             float64 array of shape ``(n,)``, or ``(n, dimensions)`` for a
@@ -188,6 +189,8 @@ class Model:
         """
         if self._closed:
             raise ModelError(f"model {self.path} is closed")
+        if self.n_cat_features:
+            return _predict_cat(self._handle, X, self.float_columns, self.cat_columns, self.dimensions, self._threads)
         return _predict(self._handle, X, self.n_features, self.dimensions, self._threads)
 
 
@@ -206,6 +209,23 @@ def _predict(handle: int, X: Any, n_features: int, dimensions: int, threads: int
     st = _native.new_status()
     code = _native.lib().pf_model_predict(
         handle, ffi.from_buffer("float[]", X), n, X.shape[1], threads,
+        ffi.from_buffer("double[]", out), out.size, st,
+    )
+    _native.check(code, st)
+    return out[:, 0] if dimensions == 1 else out
+
+
+def _predict_cat(
+    handle: int, X: Any, float_columns: list[int], cat_columns: list[int], dimensions: int, threads: int
+) -> np.ndarray:
+    floats, cats = _catinput.split_table(X, float_columns, cat_columns)
+    n = floats.shape[0]
+    out = np.empty((n, dimensions), dtype=np.float64)
+    ffi = _native.ffi
+    st = _native.new_status()
+    code = _native.lib().pf_model_predict_cat(
+        handle, ffi.from_buffer("float[]", floats), n, floats.shape[1],
+        ffi.from_buffer("uint32_t[]", cats), cats.shape[1], threads,
         ffi.from_buffer("double[]", out), out.size, st,
     )
     _native.check(code, st)
@@ -269,7 +289,7 @@ class Ranker:
         self._max_concurrency = max_concurrency or os.cpu_count() or 1
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._backend = backend
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self._catboost_lib = catboost_lib
         self._n_features = len(feature_names())
         self._swap = threading.Lock()
@@ -380,16 +400,13 @@ class Ranker:
         self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
     ) -> RankResult:
         n = req.items.n
-        k = n if top_k is None else int(top_k)
-        if isinstance(top_k, bool) or k < 0:
-            raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
-        k = min(k, n)
+        k = top_k_arg(top_k, n)
         order = np.empty(k, dtype=np.int64)
         scores = np.empty(k, dtype=np.float64)
         ffi = _native.ffi
         feats = ffi.NULL
         if features_out is not None:
-            _check_out(features_out, (n, self._n_features), np.float32)
+            check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
         st = _native.new_status()
         args = (*req.c_args(ffi), self._threads, feats,

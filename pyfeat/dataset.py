@@ -24,7 +24,7 @@ definition). Each feature column's field metadata also holds its kind
 (``pyfeat_kind``). Features are computed by the same library call as
 serving, so they are bit-identical to the served ones; a categorical column
 goes to CatBoost as is (``cat_features``): CatBoost takes each id as its
-decimal string, in training as in serving.
+decimal string, in training as in serving (DESIGN.md, "Training files").
 
 Events file
 -----------
@@ -47,7 +47,10 @@ one row group at a time, so memory does not grow with the log. The events are
 held in memory, compactly (once parsed, ~9 bytes per (request, item) pair
 and 36 per request id). Output goes to a temporary file in the output's
 directory, renamed over the output only when complete: a failure never
-leaves a partial file.
+leaves a partial file. Workers die with the parent (a parent-death signal),
+however it ends; SIGTERM cleans up like Ctrl-C. A run killed with SIGKILL
+leaves its temporary file ``.OUT.<random>.tmp``: the next run for the same
+OUT removes it (runs in progress hold a lock on theirs, which is kept).
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -65,9 +67,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 
+from . import _lifetime
+from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, compute_prepared_all
+from ._inputs import threads_arg
 from .errors import InputError, PyfeatError
 from .requestlog import (
     LogFormatError,
@@ -102,8 +106,6 @@ __all__ = [
 
 LABELS = {"click": 1, "contact": 2}
 LABEL_DEFINITION = "0 no event, 1 click, 2 contact (strongest event of the (request_id, item_id) pair)"
-SPEC_HASH_KEY = "pyfeat_spec_hash"
-FEATURE_NAMES_KEY = "pyfeat_feature_names"
 CAT_FEATURE_NAMES_KEY = "pyfeat_categorical_feature_names"
 FEATURE_KINDS_KEY = "pyfeat_feature_kinds"
 CAT_MISSING_KEY = "pyfeat_cat_missing"
@@ -308,74 +310,16 @@ def _first_bad_line(path: str) -> str:
 
 # ---------------------------------------------------------------------- worker
 
-_engine: Any = None
+_threads = 0  # goroutines per call in this worker, 0 for all cores
 
 
-def _worker_init(threads: int | None) -> None:
-    global _engine
-    from ._engine import FeatureEngine
+def _worker_init(threads: int | None, parent_pid: int | None = None) -> None:
+    global _threads
+    if parent_pid is not None:
+        from ._lifetime import die_with_parent
 
-    _engine = FeatureEngine(threads=threads)
-
-
-_INT_FORMATS = (  # MessagePack int tags: (tag, payload bytes, big-endian dtype)
-    (0xCC, 1, ">u1"), (0xCD, 2, ">u2"), (0xCE, 4, ">u4"), (0xCF, 8, ">u8"),
-    (0xD0, 1, ">i1"), (0xD1, 2, ">i2"), (0xD2, 4, ">i4"), (0xD3, 8, ">i8"),
-)
-
-
-def item_ids(blob: bytes, offsets: np.ndarray) -> np.ndarray:
-    """The ``id`` of every item record in ``blob`` (int64), for records the
-    feature library has accepted (so each is a map with an int64 ``id``).
-
-    Fully decoding 3000 records per request in Python costs several times
-    the feature computation, so the common case is read in place. Every
-    encoding of the key "id" is a header ending in its length byte (0xa2 for
-    a fixstr, 0x02 for the longer string and binary headers) followed by the
-    bytes ``id`` and then the value. In a record where ``id`` follows such a
-    byte exactly once, that occurrence is the key, and an int value right
-    after it is the id. Any other record (nested maps, several candidates, an
-    unusual value encoding) is decoded in full.
-    """
-    n = len(offsets) - 1
-    ids = np.empty(n, dtype=np.int64)
-    if n == 0:
-        return ids
-    arr = np.frombuffer(blob, dtype=np.uint8)
-    pos = np.flatnonzero((arr[1:-1] == 0x69) & (arr[2:] == 0x64)) + 1  # b"id" not at byte 0
-    before = arr[pos - 1]
-    pos = pos[(before == 0xA2) | (before == 0x02)]
-    item = np.searchsorted(offsets, pos, "right") - 1
-    count = np.bincount(item, minlength=n)
-    single = (count[item] == 1) & (pos - 1 >= offsets[item])
-    cand_item = item[single]
-    vpos = pos[single] + 2
-    ok = vpos < offsets[cand_item + 1]
-    cand_item, vpos = cand_item[ok], vpos[ok]
-    tag = arr[vpos]
-    done = np.zeros(n, dtype=bool)
-    m = tag < 0x80  # positive fixint
-    ids[cand_item[m]] = tag[m]
-    done[cand_item[m]] = True
-    m = tag >= 0xE0  # negative fixint
-    ids[cand_item[m]] = tag[m].astype(np.int64) - 256
-    done[cand_item[m]] = True
-    for code, size, dtype in _INT_FORMATS:
-        m = tag == code
-        if not m.any():
-            continue
-        start = vpos[m] + 1
-        fits = start + size <= offsets[cand_item[m] + 1]
-        raw = arr[start[fits, None] + np.arange(size)]
-        ids[cand_item[m][fits]] = np.ascontiguousarray(raw).view(dtype).reshape(-1).astype(np.int64)
-        done[cand_item[m][fits]] = True
-    rest = np.flatnonzero(~done)
-    if len(rest):
-        o = offsets.tolist()
-        for i in rest.tolist():
-            rec = msgpack.unpackb(blob[o[i] : o[i + 1]], raw=True, strict_map_key=False)
-            ids[i] = int(rec[b"id"])
-    return ids
+        die_with_parent(parent_pid)  # no orphan when the parent is killed
+    _threads = threads_arg(threads)
 
 
 def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
@@ -387,10 +331,6 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
     message)`` for a payload that fails its checksum, or ``("input",
     request_id, message)`` for a request the library rejects.
     """
-    from ._engine import compute_prepared_all
-
-    if _engine is None:
-        _worker_init(None)
     out: list[tuple[Any, ...]] = []
     with open(path, "rb") as f:
         for ref in refs:
@@ -400,12 +340,13 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
                 out.append(("crc", str(e)))
                 continue
             try:
-                X = compute_prepared_all(rec.prepared(), _engine._threads, None, None, _engine.n_features,
-                                         _engine.n_cat_features)
+                ids = np.empty(rec.items.n, dtype=np.int64)
+                # Go reads the ids while decoding
+                X = compute_prepared_all(rec.prepared(), _threads, item_ids=ids)
             except InputError as e:
                 out.append(("input", rec.request_id, str(e)))
                 continue
-            out.append(("ok", rec.request_id, item_ids(rec.items.blob, rec.items.offsets), X))
+            out.append(("ok", rec.request_id, ids, X))
     return out
 
 
@@ -579,9 +520,10 @@ def build_dataset(
     stats.log_bytes = sum(os.path.getsize(p) for p in paths)
     read_stats = ReadStats()
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A run killed with SIGKILL leaves its temporary file: the next run for
+    # the same output removes it (see pyfeat/_lifetime.py).
+    _lifetime.remove_stale_temps(out)
+    lock_fd, tmp = _lifetime.create_locked_temp(out)
     writer: _Writer | None = None
     pool: ProcessPoolExecutor | None = None
     bar = None
@@ -633,7 +575,8 @@ def build_dataset(
             import multiprocessing
 
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(threads, os.getpid()))
             inflight: collections.deque[tuple[str, list[RecordRef], Future[Any]]] = collections.deque()
             # Bounded submission: never more than 2 batches per worker exist
             # at once, however long the log (Pool.imap would read it all).
@@ -700,6 +643,7 @@ def build_dataset(
             raise DatasetError(f"a worker process died while replaying the logs ({e}); no output written") from e
         raise
     finally:
+        os.close(lock_fd)
         if bar is not None:
             bar.close()
     stats.seconds = time.perf_counter() - t0

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import DatasetError, publish, read_categorical_names, read_metadata
-from .synth import ndcg_at_k
+from .metrics import mean_ndcg, ndcg_at_k
 
 __all__ = ["train_model", "TrainReport", "ndcg_at_k", "mean_ndcg", "SOURCE_SCORE_FEATURE", "catboost_data"]
 
@@ -66,14 +66,6 @@ def catboost_data(numeric: np.ndarray, categorical: np.ndarray | None, names: Se
     cats = np.ascontiguousarray(categorical, dtype=np.int64).astype("S20").astype(object)
     return FeaturesData(num_feature_data=np.ascontiguousarray(numeric, dtype=np.float32),
                         cat_feature_data=cats, num_feature_names=list(names), cat_feature_names=list(cat_names))
-
-
-def mean_ndcg(labels: np.ndarray, scores: np.ndarray, bounds: np.ndarray, k: int = 10) -> tuple[float, int]:
-    """Mean NDCG@k over the groups ``rows[bounds[g]:bounds[g+1]]`` that have
-    a positive label, and the number of such groups."""
-    vals = [ndcg_at_k(labels[a:b], scores[a:b], k) for a, b in zip(bounds[:-1], bounds[1:])]
-    vals = [v for v in vals if not np.isnan(v)]
-    return (float(np.mean(vals)) if vals else float("nan")), len(vals)
 
 
 @dataclass
@@ -229,8 +221,7 @@ def train_model(
     """
     from catboost import CatBoost, Pool
 
-    from ._engine import categorical_feature_names, feature_names, spec_hash
-    from ._model import FEATURE_NAMES_KEY, SPEC_HASH_KEY
+    from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, categorical_feature_names, feature_names, spec_hash
 
     t0 = time.perf_counter()
     say = echo or (lambda s: None)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pyfeat/pyfeat/catboost"
 	"github.com/pyfeat/pyfeat/features"
 	"github.com/pyfeat/pyfeat/internal/pferr"
 )
@@ -63,10 +64,11 @@ func (s *Service) DiscardUser(h int64) error {
 	return nil
 }
 
-// Compute writes the feature matrix of one request into out, and its
-// categorical matrix into catOut unless that is nil; the user handle is
-// consumed whatever the outcome.
-func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32, catOut []int64) error {
+// Compute writes the feature matrix of one request into out, each item's
+// id into ids unless it is nil and the categorical matrix into catOut
+// unless that is nil; the user handle is consumed whatever the outcome.
+func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32,
+	ids []int64, catOut []int64) error {
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
@@ -78,9 +80,9 @@ func (s *Service) Compute(user int64, items features.Items, c *features.Candidat
 	th := s.enter(threads)
 	defer s.leave()
 	if catOut != nil {
-		return features.ComputeAllFrom(p, items, c, th, out, catOut, nil)
+		return features.ComputeAllFrom(p, items, c, th, out, ids, catOut, nil)
 	}
-	return features.ComputeBlocksFrom(p, items, c, th, out, nil)
+	return features.ComputeBlocksFrom(p, items, c, th, out, ids, nil)
 }
 
 // LoadModel loads a model file (see Load) under a new handle.
@@ -119,8 +121,10 @@ func (s *Service) DescribeModel(h int64) ([]byte, error) {
 	return text, pferr.AsModel(err)
 }
 
-// Predict scores a row-major float32 matrix with the model of handle h.
-func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []float64) error {
+// withModel runs f with the model that handle h serves now, held until f
+// returns whatever Swap or Close do meanwhile, and the goroutines the call
+// may use.
+func (s *Service) withModel(h int64, threads int, f func(m catboost.Model, threads int) error) error {
 	ref, err := s.Models.Acquire(h)
 	if err != nil {
 		return err
@@ -128,12 +132,19 @@ func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []f
 	defer ref.Release()
 	th := s.enter(threads)
 	defer s.leave()
-	return Predict(ref.Model(), x, rows, cols, th, out)
+	return f(ref.Model(), th)
+}
+
+// Predict scores a row-major float32 matrix with the model of handle h.
+func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []float64) error {
+	return s.withModel(h, threads, func(m catboost.Model, th int) error {
+		return Predict(m, x, rows, cols, th, out)
+	})
 }
 
 // Rank is the package's Rank with the model that handle h serves when the
-// call starts, held until it ends whatever Swap or Close do meanwhile. The
-// user handle is consumed whatever the outcome.
+// call starts, held until it ends. The user handle is consumed whatever the
+// outcome.
 func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidates, threads int,
 	featuresOut []float32, scores []float64, order []int64) error {
 	p, err := s.users.take(user)
@@ -141,14 +152,9 @@ func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidat
 		return err
 	}
 	defer p.Close()
-	ref, err := s.Models.Acquire(h)
-	if err != nil {
-		return err
-	}
-	defer ref.Release()
-	th := s.enter(threads)
-	defer s.leave()
-	return Rank(ref.Model(), p, items, c, th, featuresOut, scores, order)
+	return s.withModel(h, threads, func(m catboost.Model, th int) error {
+		return Rank(m, p, items, c, th, featuresOut, scores, order)
+	})
 }
 
 // pendingUsers holds the user contexts started by BeginUser until a call

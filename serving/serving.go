@@ -66,7 +66,7 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 		faults.Point("rank-sink")
 		return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
 	}
-	if err := features.ComputeBlocksFrom(user, items, c, threads, featuresOut, score); err != nil {
+	if err := features.ComputeBlocksFrom(user, items, c, threads, featuresOut, nil, score); err != nil {
 		return err
 	}
 	for i := range idx {
