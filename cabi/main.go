@@ -252,7 +252,7 @@ func pf_model_predict(handle C.int64_t, x *C.float, rows, cols C.int64_t, thread
 func pf_rank(handle C.int64_t, userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, featuresOut *C.float, scores *C.double, order *C.int64_t, topK C.int64_t,
+	threads C.int32_t, featuresOut *C.float, catOut *C.int64_t, scores *C.double, order *C.int64_t, topK C.int64_t,
 	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_rank")
@@ -268,6 +268,10 @@ func pf_rank(handle C.int64_t, userHandle C.int64_t,
 	if featuresOut != nil {
 		feats = unsafe.Slice((*float32)(unsafe.Pointer(featuresOut)), int(n)*features.NumFeatures)
 	}
+	var cats []int64
+	if catOut != nil {
+		cats = unsafe.Slice((*int64)(unsafe.Pointer(catOut)), int(n)*features.NumCatFeatures)
+	}
 	return setStatus(st, svc.Rank(int64(handle), int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), feats, view[float64](scores, topK), view[int64](order, topK)))
+		int(threads), feats, cats, view[float64](scores, topK), view[int64](order, topK)))
 }

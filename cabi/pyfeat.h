@@ -157,14 +157,17 @@ int32_t pf_model_predict_cat(int64_t handle, float* x, int64_t n_rows, int64_t n
 
 /* pf_rank: features, scores and order of one request in one call, with
  * the model that handle serves when the call starts (request arguments as
- * in pf_compute). features: NULL, or n_items x
- * pf_num_features() float32 to receive the matrix. scores, order: top_k
- * entries each (top_k <= n_items); order[i] indexes items, scores
- * descending, ties in input order. */
+ * in pf_compute). The model takes the numeric columns, or the numeric then
+ * the categorical columns (scored with the categorical ids hashed in Go).
+ * features: NULL, or n_items x pf_num_features() float32 to receive the
+ * matrix; cat_features: NULL, or n_items x pf_num_cat_features() int64 to
+ * receive the categorical matrix. scores, order: top_k entries each
+ * (top_k <= n_items); order[i] indexes items, scores descending, ties in
+ * input order. */
 int32_t pf_rank(int64_t handle, int64_t user_handle,
                 uint8_t* items, int64_t* offsets, int64_t n_items,
                 int64_t* source, double* source_score, int64_t* source_rank,
-                int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,
-                pf_status* st);
+                int32_t threads, float* features, int64_t* cat_features,
+                double* scores, int64_t* order, int64_t top_k, pf_status* st);
 
 #endif /* PYFEAT_H */

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _catinput, _convert, _native
-from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, feature_names, spec_hash
+from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, categorical_feature_names, feature_names, spec_hash
 from ._inputs import PreparedRequest, Record, check_out, threads_arg, top_k_arg
 from .errors import ModelError
 
@@ -219,6 +219,12 @@ def _predict_cat(
     handle: int, X: Any, float_columns: list[int], cat_columns: list[int], dimensions: int, threads: int
 ) -> np.ndarray:
     floats, cats = _catinput.split_table(X, float_columns, cat_columns)
+    return _predict_hashed(handle, floats, cats, dimensions, threads)
+
+
+def _predict_hashed(handle: int, floats: np.ndarray, cats: np.ndarray, dimensions: int, threads: int) -> np.ndarray:
+    """Scores of float32 (n, n_float) rows and their hashed uint32 (n,
+    n_cat) categorical values."""
     n = floats.shape[0]
     out = np.empty((n, dimensions), dtype=np.float64)
     ffi = _native.ffi
@@ -230,6 +236,23 @@ def _predict_cat(
     )
     _native.check(code, st)
     return out[:, 0] if dimensions == 1 else out
+
+
+def categorical_differences(model: "Model") -> list[str]:
+    """How a model's categorical features differ from pyfeat's categorical
+    columns (none for a model without categorical features)."""
+    if not model.n_cat_features:
+        return []
+    ours = categorical_feature_names()
+    theirs = list(model.cat_feature_names)
+    diffs = []
+    if theirs != ours:
+        diffs.append(f"categorical features {theirs}, pyfeat computes {ours} (train with pyfeat train, or on "
+                     "pyfeat.categorical_feature_names() in that order after the numeric columns)")
+    n = len(feature_names())
+    if model.float_columns != list(range(n)) or model.cat_columns != list(range(n, n + len(ours))):
+        diffs.append("the numeric columns must come first in the training table, then the categorical ones")
+    return diffs
 
 
 def feature_differences(model_names: Sequence[str] | None) -> list[str]:
@@ -272,7 +295,10 @@ class Ranker:
             tail latency, not throughput; the others wait.
 
     The model must have been trained on ``pyfeat.feature_names()``, in that
-    order; any other model is refused with the list of differences.
+    order, and optionally on ``pyfeat.categorical_feature_names()`` after
+    them as CatBoost ``cat_features`` (what ``pyfeat train`` does): then the
+    categorical columns are computed, hashed and scored in the same Go call.
+    Any other model is refused with the list of differences.
     """
 
     def __init__(
@@ -306,7 +332,7 @@ class Ranker:
     def _load(self, path: str | os.PathLike[str]) -> Model:
         model = Model(path, self._backend, threads=self._threads or None, catboost_lib=self._catboost_lib)
         try:
-            diffs = feature_differences(model.feature_names)
+            diffs = feature_differences(model.feature_names) + categorical_differences(model)
             if diffs:
                 raise ModelError(f"{path} was not trained on pyfeat's features: " + "; ".join(diffs))
             recorded = model.metadata.get(SPEC_HASH_KEY)
@@ -362,9 +388,32 @@ class Ranker:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Raw scores (RawFormulaVal) of a feature matrix, float64 ``(n,)``."""
-        return _predict(self._handle, X, self._n_features, 1, self._threads)
+    def predict(self, X: Any, categorical: Any = None) -> np.ndarray:
+        """Raw scores (RawFormulaVal) of a feature matrix, float64 ``(n,)``.
+
+        Args:
+            X: the numeric features, ``(n, len(feature_names()))``.
+            categorical: the categorical ids, int ``(n,
+                len(categorical_feature_names()))`` (``compute_all``'s
+                matrix, or a dataset's categorical columns); needed by a
+                model with categorical features, ignored by one without.
+        """
+        if not self._model.n_cat_features:
+            return _predict(self._handle, X, self._n_features, 1, self._threads)
+        if categorical is None:
+            raise ValueError("this model takes categorical features: pass predict(X, categorical)")
+        X = np.asarray(X)
+        C = np.asarray(categorical)
+        n_cat = len(categorical_feature_names())
+        if X.ndim != 2 or X.shape[1] != self._n_features:
+            raise ValueError(f"X must be 2-D (n, {self._n_features}), got shape {X.shape}")
+        if C.shape != (X.shape[0], n_cat):
+            raise ValueError(f"categorical must have shape {(X.shape[0], n_cat)}, got {C.shape}")
+        if C.dtype.kind not in "iu":
+            raise TypeError(f"categorical must hold integer ids, got dtype {C.dtype}")
+        floats = np.ascontiguousarray(X, dtype=np.float32)
+        hashed = _catinput.hash_column(C.reshape(-1), 0).reshape(C.shape)
+        return _predict_hashed(self._handle, floats, hashed, 1, self._threads)
 
     def rank(
         self,
@@ -375,6 +424,7 @@ class Ranker:
         *,
         features_out: np.ndarray | None = None,
         log: Any = None,
+        cat_features_out: np.ndarray | None = None,
     ) -> RankResult:
         """Order a request's candidates by the model's score.
 
@@ -383,6 +433,9 @@ class Ranker:
             top_k: return only the best ``top_k`` (default: all).
             features_out: optional float32 array ``(len(items), n_features)``
                 that receives the feature matrix the scores came from.
+            cat_features_out: optional int64 array ``(len(items),
+                n_cat_features)`` that receives the categorical matrix
+                (computed for it even when the model takes none).
             log: optional ``pyfeat.RequestLog``; once the request is ranked,
                 its raw inputs are appended to it (for building training data
                 later) and the result's ``request_id`` is the id it was logged
@@ -394,10 +447,11 @@ class Ranker:
             in that order, descending; ties keep input order.
         """
         with PreparedRequest(user, items, candidates, begin=True) as req:
-            return self._rank(req, top_k, features_out, log)
+            return self._rank(req, top_k, features_out, log, cat_features_out)
 
     def _rank(
-        self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
+        self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None,
+        cat_features_out: np.ndarray | None = None,
     ) -> RankResult:
         n = req.items.n
         k = top_k_arg(top_k, n)
@@ -408,8 +462,12 @@ class Ranker:
         if features_out is not None:
             check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
+        cats = ffi.NULL
+        if cat_features_out is not None:
+            check_out(cat_features_out, (n, len(categorical_feature_names())), np.int64)
+            cats = ffi.from_buffer("int64_t[]", cat_features_out)
         st = _native.new_status()
-        args = (*req.c_args(ffi), self._threads, feats,
+        args = (*req.c_args(ffi), self._threads, feats, cats,
                 ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st)
         # Go acquires the model the handle serves for the whole call: one
         # model per request, whatever reload() does meanwhile.

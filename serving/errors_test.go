@@ -94,7 +94,7 @@ func TestServiceErrorKinds(t *testing.T) {
 	}
 	rank := func(h int64, bad int, k int) error {
 		user, items := request(n, bad)
-		return s.Rank(h, s.BeginUser(user), items, nil, 2, nil, make([]float64, k), make([]int64, k))
+		return s.Rank(h, s.BeginUser(user), items, nil, 2, nil, nil, make([]float64, k), make([]int64, k))
 	}
 	compute := func(bad int, out int) error {
 		user, items := request(n, bad)
@@ -109,7 +109,7 @@ func TestServiceErrorKinds(t *testing.T) {
 		{"rank", rank(good, -1, 5), none},
 		{"rank: bad item", rank(good, 200, 5), input},
 		{"rank: top k above n", rank(good, -1, n+1), argument},
-		{"rank: unknown user handle", s.Rank(good, 12345, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil), argument},
+		{"rank: unknown user handle", s.Rank(good, 12345, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil, nil), argument},
 		{"rank: closed model", rank(closed, -1, 5), model},
 		{"rank: two outputs", rank(twoDims, -1, 5), model},
 		{"rank: wrong width", rank(narrow, -1, 5), model},

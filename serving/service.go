@@ -146,14 +146,14 @@ func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []f
 // call starts, held until it ends. The user handle is consumed whatever the
 // outcome.
 func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidates, threads int,
-	featuresOut []float32, scores []float64, order []int64) error {
+	featuresOut []float32, catOut []int64, scores []float64, order []int64) error {
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	return s.withModel(h, threads, func(m catboost.Model, th int) error {
-		return Rank(m, p, items, c, th, featuresOut, scores, order)
+		return Rank(m, p, items, c, th, featuresOut, catOut, scores, order)
 	})
 }
 

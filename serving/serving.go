@@ -37,17 +37,23 @@ func Predict(m catboost.Model, x []float32, rows, cols int, threads int, out []f
 // the order: order[i] is the index into items of the i-th best item, scores
 // are written in that (descending) order, ties keep input order and NaN
 // scores go last. featuresOut, if non-nil, receives the feature matrix
-// (n x NumFeatures). user is the user context, started with
-// features.Begin (the caller closes it). len(order) ==
-// len(scores) == top_k <= n (the caller allocates all three).
+// (n x NumFeatures), catOut the categorical one (n x NumCatFeatures). user
+// is the user context, started with features.Begin (the caller closes it).
+// len(order) == len(scores) == top_k <= n (the caller allocates all three).
+//
+// m takes the numeric columns, or the numeric columns and then the
+// categorical ones (a model trained with them as cat_features): then each
+// block's categorical ids are hashed as CatBoost hashes their decimal
+// strings and scored with the block's rows.
 func Rank(m catboost.Model, user *features.Pending, items features.Items, c *features.Candidates,
-	threads int, featuresOut []float32, scores []float64, order []int64) error {
+	threads int, featuresOut []float32, catOut []int64, scores []float64, order []int64) error {
 	n := items.Len()
 	if m.Dimensions() != 1 {
 		return pferr.Modelf("rank needs a model with one output per item; this one has %d (use predict)", m.Dimensions())
 	}
-	if m.NumFeatures() != features.NumFeatures {
-		return pferr.Modelf("the model takes %d features, pyfeat computes %d", m.NumFeatures(), features.NumFeatures)
+	cm, err := rankLayout(m)
+	if err != nil {
+		return err
 	}
 	k := len(order)
 	if len(scores) != k || k > n {
@@ -56,17 +62,40 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	if featuresOut != nil && len(featuresOut) != n*features.NumFeatures {
 		return pferr.Argumentf("features buffer has %d values, want %d x %d", len(featuresOut), n, features.NumFeatures)
 	}
+	if catOut != nil && len(catOut) != n*features.NumCatFeatures {
+		return pferr.Argumentf("categorical features buffer has %d values, want %d x %d", len(catOut), n, features.NumCatFeatures)
+	}
 	sc := getRankScratch(n)
 	defer rankScratchPool.Put(sc)
 	raw, idx := sc.raw[:n], sc.idx[:n]
 	// Each block of rows is scored by the goroutine that computed it, while
 	// the rows are still in its cache; without a features buffer the
 	// request's feature matrix is never held in memory at once.
-	score := func(start, end int, rows []float32) error {
-		faults.Point("rank-sink")
-		return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
+	if cm == nil && catOut == nil {
+		score := func(start, end int, rows []float32) error {
+			faults.Point("rank-sink")
+			return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
+		}
+		err = features.ComputeBlocksFrom(user, items, c, threads, featuresOut, nil, score)
+	} else {
+		var hashed []uint32
+		if cm != nil {
+			hashed = sc.hashes(n * features.NumCatFeatures)
+		}
+		score := func(start, end int, rows []float32, cats []int64) error {
+			faults.Point("rank-sink")
+			if cm == nil {
+				return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
+			}
+			h := hashed[start*features.NumCatFeatures : end*features.NumCatFeatures]
+			for i, v := range cats {
+				h[i] = hashID(v)
+			}
+			return pferr.AsModel(cm.PredictRawCat(rows, h, end-start, raw[start:end], 1))
+		}
+		err = features.ComputeAllFrom(user, items, c, threads, featuresOut, nil, catOut, score)
 	}
-	if err := features.ComputeBlocksFrom(user, items, c, threads, featuresOut, nil, score); err != nil {
+	if err != nil {
 		return err
 	}
 	for i := range idx {
@@ -89,6 +118,61 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	return nil
 }
 
+// rankLayout checks that m takes pyfeat's columns: the numeric ones, or the
+// numeric ones then the categorical ones, in order. It returns m as a
+// CategoricalModel in the second case, nil in the first.
+func rankLayout(m catboost.Model) (catboost.CategoricalModel, error) {
+	cm, ok := m.(catboost.CategoricalModel)
+	if !ok || cm.NumCatFeatures() == 0 {
+		if m.NumFeatures() != features.NumFeatures {
+			return nil, pferr.Modelf("the model takes %d features, pyfeat computes %d", m.NumFeatures(), features.NumFeatures)
+		}
+		return nil, nil
+	}
+	if m.NumFeatures() != features.NumFeatures || cm.NumCatFeatures() != features.NumCatFeatures {
+		return nil, pferr.Modelf("the model takes %d numeric and %d categorical features, pyfeat computes %d and %d",
+			m.NumFeatures(), cm.NumCatFeatures(), features.NumFeatures, features.NumCatFeatures)
+	}
+	floats, cats := cm.FlatIndexes()
+	for i, f := range floats {
+		if f != i {
+			return nil, pferr.Modelf("the model's numeric feature %d is column %d of its training table, want %d", i, f, i)
+		}
+	}
+	for i, f := range cats {
+		if f != features.NumFeatures+i {
+			return nil, pferr.Modelf("the model's categorical feature %d is column %d of its training table, want %d",
+				i, f, features.NumFeatures+i)
+		}
+	}
+	return cm, nil
+}
+
+// smallIDHashes holds the hashes of the ids 0..4095 and catMissingHash
+// that of features.CatMissing: codes, categories and regions are small ids,
+// and a table lookup costs less than formatting and hashing them.
+var (
+	smallIDHashes = func() (t [4096]uint32) {
+		for i := range t {
+			t[i] = catboost.HashCategoricalInt(int64(i))
+		}
+		return
+	}()
+	catMissingHash = catboost.HashCategoricalInt(features.CatMissing)
+)
+
+// hashID is catboost.HashCategoricalInt(v): CatBoost's hash of v's decimal
+// string, the string pyfeat train gives CatBoost for the id.
+func hashID(v int64) uint32 {
+	if uint64(v) < uint64(len(smallIDHashes)) {
+		return smallIDHashes[v]
+	}
+	if v == features.CatMissing {
+		return catMissingHash
+	}
+	return catboost.HashCategoricalInt(v)
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -101,6 +185,15 @@ func b2i(b bool) int {
 type rankScratch struct {
 	raw []float64
 	idx []int64
+	cat []uint32 // hashed categorical values, for categorical models
+}
+
+// hashes is a buffer of n hashes, the scratch's own.
+func (s *rankScratch) hashes(n int) []uint32 {
+	if cap(s.cat) < n {
+		s.cat = make([]uint32, n)
+	}
+	return s.cat[:n]
 }
 
 var rankScratchPool = sync.Pool{New: func() any { return new(rankScratch) }}

@@ -116,7 +116,7 @@ class Calls:
         st, ffi = self.st(), self.ffi
         code = self.lib.pf_rank(self.model if handle is None else handle, self.user(user)[2],
                                 ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n,
-                                ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.NULL,
+                                ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.NULL, ffi.NULL,
                                 ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), top_k, st)
         return code, st
 

@@ -441,3 +441,73 @@ def test_item_ids_come_from_the_decoder(ids, titles, extra):
     got = np.full(len(ids), 7, dtype=np.int64)
     compute_prepared(PreparedRequest(base_user(), blobs, None), item_ids=got)
     assert got.tolist() == ids
+
+
+def test_categorical_model_replay_parity(served, tmp_path):
+    """Done-when: a model trained with the categorical columns (the
+    default) serves, in one rank call, the scores it gives the Parquet rows
+    of the same requests, bit for bit; and those are catboost's own."""
+    from catboost import CatBoost
+
+    from pyfeat.train import catboost_data
+
+    data = tmp_path / "d.parquet"
+    build_dataset([served["log"]], data, served["events"], workers=0, progress=False)
+    rep = train_model(data, tmp_path / "cat.cbm", iterations=30, depth=5, echo=None, threads=2)
+    cat_names = pyfeat.categorical_feature_names()
+    assert rep.cat_features == cat_names
+    t, X = read_parquet(data)
+    C = np.column_stack([t.column(n).to_numpy() for n in cat_names])
+    cb = CatBoost()
+    cb.load_model(str(tmp_path / "cat.cbm"))
+    assert cb.get_cat_feature_indices() == list(range(len(names()), len(names()) + len(cat_names)))
+    want = np.asarray(cb.predict(catboost_data(X, C, names(), cat_names), prediction_type="RawFormulaVal"))
+    with pyfeat.Ranker(tmp_path / "cat.json") as ranker:
+        assert ranker.model.n_cat_features == len(cat_names)
+        parquet_scores = ranker.predict(X, C)
+        assert np.array_equal(parquet_scores, want)  # the native evaluator is catboost's, bit for bit
+        with pytest.raises(ValueError, match="categorical"):
+            ranker.predict(X)
+        mismatches = 0
+        for rec, (rid, a, b) in zip(pyfeat.iter_requests(served["log"]), rows_by_request(t)):
+            assert rec.request_id == rid
+            feats = np.empty((b - a, len(names())), np.float32)
+            cats = np.empty((b - a, len(cat_names)), np.int64)
+            order, scores = ranker.rank(rec.user, rec.item_blobs(), rec.candidate_dict(), features_out=feats,
+                                        cat_features_out=cats)
+            per_item = np.empty(b - a)
+            per_item[order] = scores
+            mismatches += int(np.count_nonzero(per_item != parquet_scores[a:b]))
+            mismatches += int(np.count_nonzero(feats.view(np.uint32) != X[a:b].view(np.uint32)))
+            mismatches += int(np.count_nonzero(cats != C[a:b]))
+        assert mismatches == 0
+    # The model uses its categorical features (the synthetic world's
+    # categories and sellers carry signal).
+    assert any(pct > 0 for n, pct, _ in rep.importance if n in cat_names)
+    # A numeric-only model trained on the same file ranks as before.
+    rep = train_model(data, tmp_path / "num.cbm", iterations=10, depth=4, echo=None, threads=2, cat_features=False)
+    assert rep.cat_features == []
+    with pyfeat.Ranker(tmp_path / "num.json") as ranker:
+        assert ranker.model.n_cat_features == 0
+        assert np.array_equal(ranker.predict(X), ranker.predict(X, C))
+
+
+def test_ranker_refuses_foreign_categorical_models(served, tmp_path):
+    from catboost import CatBoost, Pool
+
+    from pyfeat.train import catboost_data
+
+    data = tmp_path / "d.parquet"
+    build_dataset([served["log"]], data, served["events"], workers=0, progress=False)
+    t, X = read_parquet(data)
+    cat_names = pyfeat.categorical_feature_names()
+    C = np.column_stack([t.column(n).to_numpy() for n in cat_names])
+    y = t.column("label").to_numpy().astype(float)
+    for name, cols in {"fewer": cat_names[:-1], "reordered": cat_names[::-1]}.items():
+        Cs = C[:, [cat_names.index(c) for c in cols]]
+        m = CatBoost(dict(loss_function="RMSE", iterations=5, depth=3, verbose=False, allow_writing_files=False))
+        m.fit(Pool(catboost_data(X, Cs, names(), cols), y))
+        m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
+        m.save_model(str(tmp_path / f"{name}.json"), format="json")
+        with pytest.raises(pyfeat.ModelError, match="categorical features"):
+            pyfeat.Ranker(tmp_path / f"{name}.json")
