@@ -188,3 +188,22 @@ def test_predict_cat_pyfeat(benchmark, cat_scoring, threads):
     assert np.array_equal(model.predict(X), want)
     benchmark.group = _cat_group(threads)
     benchmark(model.predict, X)
+
+
+# ---- categorical columns: their cost in compute ----------------------------
+
+@pytest.mark.benchmark(group="features: one 3000-item request, numeric vs numeric + categorical")
+def test_features_numeric(benchmark, request3000):
+    req = request3000
+    engine = pyfeat.FeatureEngine()
+    blobs = list(req.item_blobs)
+    benchmark(engine.compute, req.user_blob, blobs, req.candidates)
+
+
+@pytest.mark.benchmark(group="features: one 3000-item request, numeric vs numeric + categorical")
+def test_features_numeric_and_categorical(benchmark, request3000):
+    req = request3000
+    engine = pyfeat.FeatureEngine()
+    blobs = list(req.item_blobs)
+    benchmark(engine.compute_all, req.user_blob, blobs, req.candidates)
+
