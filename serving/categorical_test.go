@@ -15,11 +15,9 @@ import (
 // wrong hash, column or row shows in the score.
 type catModel struct {
 	constModel
-	nCat       int
-	floatFlat  []int
-	catFlat    []int
-	sawThreads []int
-	mu         sync.Mutex
+	nCat      int
+	floatFlat []int
+	catFlat   []int
 }
 
 func newCatModel() *catModel {
@@ -33,8 +31,10 @@ func newCatModel() *catModel {
 	return m
 }
 
-func (m *catModel) NumCatFeatures() int              { return m.nCat }
-func (m *catModel) FlatIndexes() (floats, cats []int) { return slices.Clone(m.floatFlat), slices.Clone(m.catFlat) }
+func (m *catModel) NumCatFeatures() int { return m.nCat }
+func (m *catModel) FlatIndexes() (floats, cats []int) {
+	return slices.Clone(m.floatFlat), slices.Clone(m.catFlat)
+}
 
 func (m *catModel) PredictRawCat(x []float32, cats []uint32, n int, out []float64, threads int) error {
 	if len(cats) != n*m.nCat {
