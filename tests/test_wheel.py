@@ -203,6 +203,6 @@ def test_wheel_in_fresh_venv_without_go(wheel, python, tmp_path):
     r = subprocess.run([str(venv / "bin" / "pyfeat"), "features"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"77 features, spec hash {pyfeat.spec_hash()}" in r.stdout
+    assert "77 numeric features" in r.stdout and f"spec hash {pyfeat.spec_hash()}" in r.stdout
     listed = [line.split()[1] for line in r.stdout.splitlines() if line and not line.startswith("#")]
-    assert listed == pyfeat.feature_names()
+    assert listed == pyfeat.feature_names() + pyfeat.categorical_feature_names()
