@@ -6,6 +6,9 @@ only ever sees well-formed buffers; the records' contents are validated by Go.
 
 from __future__ import annotations
 
+import io
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -63,16 +66,72 @@ def user_bytes(user: Any) -> bytes:
 
 @dataclass
 class ItemBuffers:
-    blob: bytes
+    blob: bytes | memoryview
     offsets: np.ndarray  # int64, n + 1 entries
+    # The pooled buffer blob is a view of, when it is one (see JoinPool).
+    pooled: io.BytesIO | None = None
 
     @property
     def n(self) -> int:
         return len(self.offsets) - 1
 
+    def release(self) -> None:
+        """Give a pooled blob's buffer back for reuse; the blob is empty then."""
+        buf, self.pooled = self.pooled, None
+        if buf is not None:
+            _join_pool.put(buf, self.blob)
+            self.blob = b""
 
-def item_buffers(items: Any) -> ItemBuffers:
-    """Concatenate the item records and compute their offsets."""
+
+class JoinPool:
+    """Buffers the item records of a call are joined into, reused from call
+    to call.
+
+    A fresh ``b"".join`` of 3000 records (most of a megabyte) is served by
+    glibc from freshly mapped pages in a plain process, one page fault per
+    4 KiB on every call. A pooled ``BytesIO`` keeps its pages: records are
+    written over the previous call's (``writelines`` copies in C, as fast
+    as ``join``). Safe for many threads: a buffer belongs to one call from
+    ``get`` to ``put`` (the list operations are atomic under the GIL and
+    guarded by a lock besides), and ``put`` reuses it only if no view of
+    it is still exported (``release`` of the call's view succeeds), so a
+    buffer still read by anything is dropped instead of being overwritten.
+    """
+
+    MAX_KEPT_BYTES = 16 << 20  # a buffer grown larger than this is not kept
+
+    def __init__(self, keep: int) -> None:
+        self._free: list[io.BytesIO] = []
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def get(self) -> io.BytesIO:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return io.BytesIO()
+
+    def put(self, buf: io.BytesIO, view: Any) -> None:
+        try:
+            if isinstance(view, memoryview):
+                view.release()  # raises BufferError while someone still reads it
+            buf.seek(0)
+            if buf.getbuffer().nbytes > self.MAX_KEPT_BYTES:
+                return
+        except (BufferError, ValueError):
+            return
+        with self._lock:
+            if len(self._free) < self._keep:
+                self._free.append(buf)
+
+
+_join_pool = JoinPool(keep=2 * (os.cpu_count() or 1) + 2)
+
+
+def item_buffers(items: Any, pooled: bool = False) -> ItemBuffers:
+    """Concatenate the item records and compute their offsets. With
+    ``pooled``, the fast path joins them into a reused buffer; the caller
+    then calls ``release()`` once Go has read them."""
     if isinstance(items, (bytes, bytearray, memoryview, str, Mapping)):
         raise InputTypeError(f"items must be a list of MessagePack bytes or dicts, got {type(items).__name__}")
     if not isinstance(items, Sequence):
@@ -90,10 +149,21 @@ def item_buffers(items: Any) -> ItemBuffers:
     # join() rejects anything without the buffer protocol; the length check
     # catches buffers whose len() is not their byte size.
     try:
-        blob = b"".join(items)
         np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=n), out=offsets[1:])
-        if offsets[-1] == len(blob):
-            return ItemBuffers(blob, offsets)
+        if pooled:
+            buf = _join_pool.get()
+            try:
+                buf.writelines(items)
+                size = buf.tell()
+                if offsets[-1] == size:
+                    return ItemBuffers(buf.getbuffer()[:size], offsets, buf)
+            except TypeError:
+                pass
+            _join_pool.put(buf, None)
+        else:
+            blob = b"".join(items)
+            if offsets[-1] == len(blob):
+                return ItemBuffers(blob, offsets)
     except TypeError:
         pass
     records = [_record_bytes(r, i, "an item record") for i, r in enumerate(items)]

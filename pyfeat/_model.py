@@ -377,7 +377,7 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
-        with PreparedRequest(user, items, candidates, begin=True) as req:
+        with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:
             return self._rank(req, top_k, features_out, log)
 
     def _rank(
@@ -436,5 +436,5 @@ class Ranker:
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
         # RSS per thread). The user context is prepared in Go meanwhile.
-        with PreparedRequest(user, items, candidates, begin=True) as req:  # frees the context if the call never ran
+        with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:  # frees the context if the call never ran
             return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
