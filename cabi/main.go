@@ -23,7 +23,7 @@ import (
 
 // abiVersion must change with any signature in pyfeat.h; the binding
 // refuses a library of another version (a stale build).
-const abiVersion = 3
+const abiVersion = 4
 
 const notAnItem = -2
 

@@ -108,4 +108,52 @@ int32_t pf_rank(int64_t handle, int64_t user_handle,
                 int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,
                 pf_status* st);
 
+/* pf_profile: records a CPU profile of the Go code in this process for ns
+ * nanoseconds (the call blocks meanwhile) and writes it to path in pprof
+ * format (whole or not at all). One at a time. */
+int32_t pf_profile(char* path, int64_t ns, pf_status* st);
+
+/* ---- item cache --------------------------------------------------------
+ * A cache holds decoded item records keyed by item id, at most max_bytes of
+ * them, each fresh for ttl_ns (0: until evicted or invalidated). A request
+ * looks its candidates up (pf_cache_lookup: a snapshot of the records held
+ * now), fills in the missing ones (pf_lookup_fill) and passes the lookup to
+ * pf_compute / pf_rank instead of the items. */
+
+/* pf_cache_new: *handle receives the cache's handle; pf_cache_close
+ * releases it (lookups made from it stay valid). */
+int32_t pf_cache_new(int64_t max_bytes, int64_t ttl_ns, int64_t* handle, pf_status* st);
+int32_t pf_cache_close(int64_t handle, pf_status* st);
+
+/* pf_cache_stats: out receives 10 counters: records held, bytes held,
+ * max_bytes, hits, misses, expired, inserts, evictions, invalidations,
+ * refused (records larger than the whole cache). */
+int32_t pf_cache_stats(int64_t handle, int64_t* out, pf_status* st);
+
+/* pf_cache_invalidate: drops the records of ids; *dropped receives how many
+ * were held. pf_cache_clear drops them all. */
+int32_t pf_cache_invalidate(int64_t handle, int64_t* ids, int64_t n, int64_t* dropped, pf_status* st);
+int32_t pf_cache_clear(int64_t handle, pf_status* st);
+
+/* pf_cache_lookup: snapshots the records of ids (n candidates, request
+ * order); *lookup receives the request's lookup handle, missing (n entries,
+ * caller-allocated) the positions of the distinct ids that are absent or
+ * stale, *n_missing their count. */
+int32_t pf_cache_lookup(int64_t handle, int64_t* ids, int64_t n, int64_t* lookup,
+                        int64_t* missing, int64_t* n_missing, pf_status* st);
+
+/* pf_lookup_fill: the records of the missing ids, in that order, back to
+ * back (as pf_compute's items); each is decoded, checked (a bad record is a
+ * PF_INPUT_ERROR at its candidate position) and stored in the cache. */
+int32_t pf_lookup_fill(int64_t lookup, uint8_t* items, int64_t* offsets, int64_t n_items, pf_status* st);
+
+/* pf_lookup_raw: the exact bytes of every candidate's record, back to back,
+ * into blob (blob_len bytes) with n + 1 offsets; *needed receives the size
+ * (offsets NULL: the size only). What a logged request records. */
+int32_t pf_lookup_raw(int64_t lookup, uint8_t* blob, int64_t blob_len, int64_t* offsets, int64_t* needed,
+                      pf_status* st);
+
+/* pf_lookup_close: releases a lookup. */
+int32_t pf_lookup_close(int64_t lookup, pf_status* st);
+
 #endif /* PYFEAT_H */

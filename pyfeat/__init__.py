@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._cache import CachedItems, ItemCache
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
+from ._profile import profile
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
 if TYPE_CHECKING:
@@ -38,6 +40,9 @@ __all__ = [
     "Model",
     "Ranker",
     "RankResult",
+    "ItemCache",
+    "CachedItems",
+    "profile",
     "SPEC_HASH_KEY",
     "RequestLog",
     "iter_requests",

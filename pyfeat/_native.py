@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 _HERE = Path(__file__).resolve().parent
 _HEADER = _HERE / "_lib" / "pyfeat.h"

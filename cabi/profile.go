@@ -1,0 +1,22 @@
+package main
+
+/*
+#include "pyfeat.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"time"
+
+	"github.com/pyfeat/pyfeat/serving"
+)
+
+//export pf_profile
+func pf_profile(path *C.char, ns C.int64_t, st *C.pf_status) (code C.int32_t) {
+	defer guard(st, &code)
+	if path == nil {
+		return setStatus(st, errors.New("pf_profile: NULL path"))
+	}
+	return setStatus(st, serving.CPUProfile(C.GoString(path), time.Duration(ns)))
+}
