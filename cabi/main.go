@@ -16,9 +16,11 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/pyfeat/pyfeat/features"
+	"github.com/pyfeat/pyfeat/serving"
 )
 
 // abiVersion must change with any signature in pyfeat.h; the binding
@@ -276,21 +278,55 @@ func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 	return setStatus(st, nil)
 }
 
+// requestItems is the items of a pf_compute or pf_rank call: the records
+// back to back, or (lookup != 0) an item cache lookup's records. The caller
+// defers done.
+func requestItems(blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t) (its features.Items, done func(), err error) {
+	if lookup == 0 {
+		its, err = items(blob, offsets, n)
+		return its, func() {}, err
+	}
+	if blob != nil || offsets != nil {
+		return its, nil, fmt.Errorf("items and a lookup given together: pass one")
+	}
+	recs, unlock, err := lookupRecords(int64(lookup))
+	if err != nil {
+		return its, nil, err
+	}
+	if len(recs) != int(n) {
+		unlock()
+		return its, nil, fmt.Errorf("n_items is %d, the lookup has %d candidates", n, len(recs))
+	}
+	return features.Items{Decoded: recs}, unlock, nil
+}
+
+// putStages writes a call's stage timings (serving.NumStages int64s) to
+// dst, when the caller asked for them.
+func putStages(dst *C.int64_t, entered time.Time, wait time.Duration, tm *serving.Timings) {
+	if dst == nil {
+		return
+	}
+	s := serving.Stages(int64(time.Since(entered)), int64(wait), tm)
+	copy(unsafe.Slice((*int64)(unsafe.Pointer(dst)), serving.NumStages), s[:])
+}
+
 //export pf_compute
 func pf_compute(userHandle C.int64_t,
-	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
+	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, out *C.float, outLen C.int64_t, st *C.pf_status) (code C.int32_t) {
+	threads C.int32_t, out *C.float, outLen C.int64_t, timings *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
+	entered := time.Now()
 	user, err := users.take(int64(userHandle))
 	if err != nil {
 		return setStatus(st, err)
 	}
 	defer user.Close()
-	its, err := items(blob, offsets, n)
+	its, done, err := requestItems(blob, offsets, n, lookup)
 	if err != nil {
 		return setStatus(st, err)
 	}
+	defer done()
 	if outLen != n*features.NumFeatures || (outLen > 0 && out == nil) {
 		return setStatus(st, fmt.Errorf("output buffer has %d floats, want %d x %d", outLen, n, features.NumFeatures))
 	}
@@ -300,6 +336,9 @@ func pf_compute(userHandle C.int64_t,
 	}
 	th := enter(int(threads))
 	defer leave()
-	err = features.ComputeBlocksFrom(user, its, candidates(n, source, score, rank), th, dst, nil)
+	wait := time.Since(entered)
+	var tm serving.Timings
+	err = features.ComputeBlocksTimed(user, its, candidates(n, source, score, rank), th, dst, nil, &tm.Timings)
+	putStages(timings, entered, wait, &tm)
 	return setStatus(st, err)
 }

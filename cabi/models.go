@@ -8,6 +8,7 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/pyfeat/pyfeat/catboost"
@@ -115,11 +116,12 @@ func pf_model_predict(handle C.int64_t, x *C.float, rows, cols C.int64_t, thread
 
 //export pf_rank
 func pf_rank(handle C.int64_t, userHandle C.int64_t,
-	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
+	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
 	threads C.int32_t, featuresOut *C.float, scores *C.double, order *C.int64_t, topK C.int64_t,
-	st *C.pf_status) (code C.int32_t) {
+	timings *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
+	entered := time.Now()
 	user, err := users.take(int64(userHandle))
 	if err != nil {
 		return setStatus(st, err)
@@ -130,10 +132,11 @@ func pf_rank(handle C.int64_t, userHandle C.int64_t,
 		return setStatus(st, modelError(err))
 	}
 	defer release()
-	its, err := items(blob, offsets, n)
+	its, done, err := requestItems(blob, offsets, n, lookup)
 	if err != nil {
 		return setStatus(st, err)
 	}
+	defer done()
 	if topK < 0 || topK > n || (topK > 0 && (scores == nil || order == nil)) {
 		return setStatus(st, fmt.Errorf("pf_rank: top_k %d out of range for %d items, or NULL outputs", topK, n))
 	}
@@ -145,7 +148,10 @@ func pf_rank(handle C.int64_t, userHandle C.int64_t,
 	ord := unsafe.Slice((*int64)(unsafe.Pointer(order)), int(topK))
 	th := enter(int(threads))
 	defer leave()
-	err = serving.Rank(m, user, its, candidates(n, source, score, rank), th, feats, sc, ord)
+	wait := time.Since(entered)
+	var tm serving.Timings
+	err = serving.Rank(m, user, its, candidates(n, source, score, rank), th, feats, sc, ord, &tm)
+	putStages(timings, entered, wait, &tm)
 	var ie *features.InputError
 	if err != nil && !asInputError(err, &ie) {
 		err = modelError(err)

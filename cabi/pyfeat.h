@@ -63,14 +63,27 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  * user_handle: from pf_user_begin; consumed, whatever the outcome.
  * items: the item records back to back; record i is
  *   items[offsets[i]:offsets[i+1]], offsets has n_items + 1 entries.
+ * lookup: 0, or an item cache lookup (pf_cache_lookup, filled) whose
+ *   n_items records are used instead; items and offsets are NULL then.
  * source, source_score, source_rank: candidate arrays of n_items entries
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
- * out: n_items x pf_num_features() float32, row-major, out_len floats. */
+ * out: n_items x pf_num_features() float32, row-major, out_len floats.
+ * timings: NULL, or PF_STAGES int64 receiving where the call's time went
+ *   (nanoseconds; see PF_STAGE_*). */
+#define PF_STAGES 8
+#define PF_STAGE_TOTAL 0     /* the whole call in Go; the others add up to it */
+#define PF_STAGE_WAIT 1      /* before the computation started: handles, a share of the cores */
+#define PF_STAGE_USER 2      /* preparing the user context */
+#define PF_STAGE_DECODE 3    /* decoding item records */
+#define PF_STAGE_FEATURES 4  /* computing the feature rows */
+#define PF_STAGE_SCORING 5   /* scoring (pf_rank) */
+#define PF_STAGE_TOPK 6      /* ordering the scores (pf_rank) */
+#define PF_STAGE_OTHER 7     /* the rest */
 int32_t pf_compute(int64_t user_handle,
-                   uint8_t* items, int64_t* offsets, int64_t n_items,
+                   uint8_t* items, int64_t* offsets, int64_t n_items, int64_t lookup,
                    int64_t* source, double* source_score, int64_t* source_rank,
-                   int32_t threads, float* out, int64_t out_len, pf_status* st);
+                   int32_t threads, float* out, int64_t out_len, int64_t* timings, pf_status* st);
 
 /* ---- models ------------------------------------------------------------
  * backend: "native" (CatBoost JSON export, evaluated in Go) or "capi"
@@ -98,15 +111,15 @@ int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_col
                          int32_t threads, double* out, int64_t out_len, pf_status* st);
 
 /* pf_rank: features, scores and order of one request in one call (request
- * arguments as in pf_compute). features: NULL, or n_items x
+ * arguments and timings as in pf_compute). features: NULL, or n_items x
  * pf_num_features() float32 to receive the matrix. scores, order: top_k
  * entries each (top_k <= n_items); order[i] indexes items, scores
  * descending, ties in input order. */
 int32_t pf_rank(int64_t handle, int64_t user_handle,
-                uint8_t* items, int64_t* offsets, int64_t n_items,
+                uint8_t* items, int64_t* offsets, int64_t n_items, int64_t lookup,
                 int64_t* source, double* source_score, int64_t* source_rank,
                 int32_t threads, float* features, double* scores, int64_t* order, int64_t top_k,
-                pf_status* st);
+                int64_t* timings, pf_status* st);
 
 /* pf_profile: records a CPU profile of the Go code in this process for ns
  * nanoseconds (the call blocks meanwhile) and writes it to path in pprof

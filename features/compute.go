@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Candidates holds the candidate metadata, parallel to the items. A nil
@@ -150,6 +151,7 @@ type worker struct {
 	seen   map[string]struct{}
 	staged []stagedItem
 	rows   []float32 // Block rows, when the caller gave no output
+	times  workerTimes
 }
 
 // row computes the feature row of one decoded item at position pos.
@@ -385,14 +387,22 @@ func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool)
 }
 
 // Items is a request's item records: record i is Blob[Offsets[i]:Offsets[i+1]].
-// Offsets has one entry more than there are items.
+// Offsets has one entry more than there are items. When Decoded is not nil
+// the records were decoded before (an item cache's) and Blob and Offsets
+// are unused.
 type Items struct {
 	Blob    []byte
 	Offsets []int64
+	Decoded []*Decoded
 }
 
 // Len is the number of items.
-func (it Items) Len() int { return max(len(it.Offsets)-1, 0) }
+func (it Items) Len() int {
+	if it.Decoded != nil {
+		return len(it.Decoded)
+	}
+	return max(len(it.Offsets)-1, 0)
+}
 
 // At returns record i.
 func (it Items) At(i int) []byte { return it.Blob[it.Offsets[i]:it.Offsets[i+1]] }
@@ -413,6 +423,14 @@ func Concat(records [][]byte) Items {
 
 // Validate checks the shape of items and candidates against each other.
 func (it Items) Validate(c *Candidates) error {
+	if it.Decoded != nil {
+		for i, d := range it.Decoded {
+			if d == nil {
+				return fmt.Errorf("decoded record %d is missing", i)
+			}
+		}
+		return c.validate(it.Len())
+	}
 	if len(it.Offsets) == 0 {
 		return fmt.Errorf("offsets must have n_items + 1 entries, got 0")
 	}
@@ -426,8 +444,12 @@ func (it Items) Validate(c *Candidates) error {
 		}
 		prev = o
 	}
+	return c.validate(it.Len())
+}
+
+// validate checks the candidate arrays of n items.
+func (c *Candidates) validate(n int) error {
 	if c != nil {
-		n := it.Len()
 		// A fixed order: with several wrong arrays the error names the same
 		// one every time, and nothing is allocated per call.
 		for _, a := range [...]struct {
@@ -469,7 +491,7 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 	if err := checkOutput(items, out, nil); err != nil {
 		return err
 	}
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil)
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -488,6 +510,36 @@ func Compute(userBlob []byte, items Items, c *Candidates, threads int, out []flo
 // computation and is returned by ComputeBlocks (after any input error).
 type BlockSink func(start, end int, rows []float32) error
 
+// Timings says where a call's time went. CPU figures are summed over the
+// call's goroutines; Decode and Features are split by timing one item in
+// timedEvery of each block (timing every item would cost more than a
+// percent of the call).
+type Timings struct {
+	Prepare  int64 // ns the lead goroutine spent preparing the user context, or waiting for it
+	Decode   int64 // ns of CPU decoding item records (estimated)
+	Features int64 // ns of CPU computing feature rows (estimated)
+	Sink     int64 // ns of CPU in the block sink (Rank: scoring)
+	Wall     int64 // ns from the start of the computation to its end
+}
+
+const timedEvery = 16
+
+// workerTimes accumulates one goroutine's Timings during a call.
+type workerTimes struct {
+	blocks, sink, flush, sampledDecode, sampledRow int64
+}
+
+func (t *Timings) add(w *workerTimes) {
+	items := w.blocks
+	dec := int64(0)
+	if s := w.sampledDecode + w.sampledRow; s > 0 {
+		dec = int64(float64(items) * float64(w.sampledDecode) / float64(s))
+	}
+	atomic.AddInt64(&t.Decode, dec)
+	atomic.AddInt64(&t.Features, items-dec+w.flush)
+	atomic.AddInt64(&t.Sink, w.sink)
+}
+
 // Block is the number of items per sink call (the last block may be
 // shorter); it is also the unit of work a goroutine claims.
 const Block = 128
@@ -502,7 +554,12 @@ func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out
 	return ComputeBlocksFrom(p, items, c, threads, out, sink)
 }
 
-func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink,
+	tm *Timings) error {
+	if tm != nil {
+		t0 := time.Now()
+		defer func() { tm.Wall = int64(time.Since(t0)) }()
+	}
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
 		return err
@@ -512,7 +569,7 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 		return err
 	}
 	workers := min(Threads(threads), (n+Block-1)/Block)
-	s := &computeState{items: items, c: c, out: out, sink: sink, n: n, done: make(chan struct{}),
+	s := &computeState{items: items, c: c, out: out, sink: sink, n: n, done: make(chan struct{}), tm: tm,
 		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
@@ -560,7 +617,14 @@ func (s *computeState) lead(prepare func() (*Request, error)) (err error) {
 			close(s.done)
 		}
 	}()
+	var t0 time.Time
+	if s.tm != nil {
+		t0 = time.Now()
+	}
 	r, err := prepare()
+	if s.tm != nil {
+		s.tm.Prepare = int64(time.Since(t0))
+	}
 	if err != nil {
 		s.failed.Store(true)
 	} else {
@@ -599,6 +663,7 @@ type computeState struct {
 	out   []float32 // nil: rows go to each worker's scratch
 	sink  BlockSink // nil: none
 	n     int
+	tm    *Timings // nil: not timed
 
 	req      atomic.Pointer[Request] // set once the user context is prepared
 	done     chan struct{}           // closed when preparation ended, either way
@@ -647,6 +712,11 @@ func (s *computeState) emit(w *worker, g, start int) {
 	} else {
 		rows = w.rows[:(end-start)*NumFeatures]
 	}
+	var t0 time.Time
+	if s.tm != nil {
+		t0 = time.Now()
+		defer func() { w.times.sink += int64(time.Since(t0)) }()
+	}
 	if err := s.sink(start, end, rows); err != nil {
 		if s.sinkErrs[g] == nil {
 			s.sinkErrs[g] = err
@@ -657,7 +727,12 @@ func (s *computeState) emit(w *worker, g, start int) {
 
 func (s *computeState) work(g int) {
 	w := workers.get()
+	w.times = workerTimes{}
+	timed := s.tm != nil
 	defer func() {
+		if timed {
+			s.tm.add(&w.times)
+		}
 		// The worker outlives the call: drop the slices of the caller's buffer.
 		w.item.Title = nil
 		clear(w.staged)
@@ -673,6 +748,11 @@ func (s *computeState) work(g int) {
 		if start >= s.n {
 			break
 		}
+		var tb, ti time.Time
+		if timed {
+			tb = time.Now()
+		}
+		sinkBefore, flushBefore := w.times.sink, w.times.flush
 		for i := start; i < min(start+Block, s.n); i++ {
 			if r == nil {
 				if len(w.staged) >= maxKeptStaged {
@@ -684,7 +764,16 @@ func (s *computeState) work(g int) {
 					return // the preparation failed
 				}
 			}
-			if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
+			sample := timed && i%timedEvery == 0
+			if sample {
+				ti = time.Now()
+			}
+			if d := s.items.Decoded; d != nil {
+				// Decoded already: the fields and the title's tokens are
+				// copied into the worker's own scratch (the record is shared).
+				w.item = d[i].Item
+				w.tok.copyFrom(&d[i].tok)
+			} else if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
 				err.Position = i
 				if s.errs[g] == nil {
 					s.errs[g] = err
@@ -692,11 +781,23 @@ func (s *computeState) work(g int) {
 				s.failed.Store(true)
 				return
 			}
+			if sample {
+				now := time.Now()
+				w.times.sampledDecode += int64(now.Sub(ti))
+				ti = now
+			}
 			if r == nil {
 				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
 				continue
 			}
 			r.row(w, i, s.c, s.rowOf(w, i))
+			if sample {
+				w.times.sampledRow += int64(time.Since(ti))
+			}
+		}
+		if timed {
+			// A flush inside the loop (with its sink calls) is counted apart.
+			w.times.blocks += int64(time.Since(tb)) - (w.times.sink - sinkBefore) - (w.times.flush - flushBefore)
 		}
 		if r != nil {
 			s.emit(w, g, start)
@@ -714,6 +815,10 @@ func (s *computeState) work(g int) {
 // by block; every block but current (the one w is decoding, if any) is
 // complete then and goes to the sink.
 func (s *computeState) flush(w *worker, g int, r *Request, current int) {
+	if s.tm != nil {
+		t0, sink0 := time.Now(), w.times.sink
+		defer func() { w.times.flush += int64(time.Since(t0)) - (w.times.sink - sink0) }()
+	}
 	for k := 0; k < len(w.staged); {
 		start := w.staged[k].pos / Block * Block
 		for ; k < len(w.staged) && w.staged[k].pos < start+Block; k++ {

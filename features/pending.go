@@ -82,10 +82,17 @@ func (p *Pending) Close() {
 // ComputeBlocksFrom is ComputeBlocks for a user context started with Begin.
 // The caller still closes p.
 func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
+	return ComputeBlocksTimed(p, items, c, threads, out, sink, nil)
+}
+
+// ComputeBlocksTimed is ComputeBlocksFrom that fills tm (when not nil)
+// with where the time went.
+func ComputeBlocksTimed(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink,
+	tm *Timings) error {
 	if err := checkOutput(items, out, sink); err != nil {
 		return err
 	}
-	return compute(p.prepare, items, c, threads, out, sink)
+	return compute(p.prepare, items, c, threads, out, sink, tm)
 }
 
 func checkOutput(items Items, out []float32, sink BlockSink) error {

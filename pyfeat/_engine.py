@@ -6,12 +6,14 @@ import functools
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import _native
+from ._cache import CachedItems
 from ._inputs import CandidateArrays, ItemBuffers, Record, candidate_arrays, item_buffers, user_bytes
 
 __all__ = ["FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo"]
@@ -77,6 +79,49 @@ def _threads_arg(threads: int | None) -> int:
     return int(threads)
 
 
+_NO_ITEMS = ItemBuffers(b"", np.zeros(1, dtype=np.int64))
+
+# The C ABI's timings array (pyfeat.h, PF_STAGE_*), and the stages a call's
+# `timings` report, in seconds: "python" is converting the inputs and the
+# outputs on the calling thread; the others are measured in Go.
+_GO_STAGES = ("total", "wait", "user", "decode", "features", "scoring", "topk", "other")
+STAGES = ("python", "wait", "user", "decode", "features", "scoring", "topk", "other")
+
+
+class Counters:
+    """Cumulative per-stage seconds, calls and items of an engine or a
+    ranker; safe for many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sums = dict.fromkeys(STAGES, 0.0)
+        self._calls = 0
+        self._items = 0
+
+    def add(self, timings: dict[str, float], n_items: int) -> None:
+        with self._lock:
+            self._calls += 1
+            self._items += n_items
+            for k in STAGES:
+                self._sums[k] += timings[k]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"calls": self._calls, "items": self._items, "seconds": dict(self._sums),
+                    "total_seconds": sum(self._sums.values())}
+
+
+def stage_timings(go: Any, python_s: float, extra_wait_s: float = 0.0) -> dict[str, float]:
+    """A call's stages in seconds, from Go's timings array and the time the
+    call spent in Python; "total" is their sum."""
+    t = {k: go[i] * 1e-9 for i, k in enumerate(_GO_STAGES) if k != "total"}
+    t["wait"] += extra_wait_s
+    t["python"] = python_s
+    t = {k: t[k] for k in STAGES}
+    t["total"] = sum(t.values())
+    return t
+
+
 def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:
     return ffi.NULL if arr is None else ffi.from_buffer(ctype, arr)
 
@@ -91,16 +136,18 @@ class PreparedRequest:
     ``begin=True``: leaving it frees a context that no call consumed.
     """
 
-    __slots__ = ("user", "items", "candidates", "_user_handle")
+    __slots__ = ("user", "items", "lookup", "candidates", "_user_handle")
 
     def __init__(self, user: Any, items: Any, candidates: Any, *, begin: bool = False, pooled: bool = False) -> None:
         self.user: bytes = user_bytes(user)
         self._user_handle = _native.begin_user(self.user) if begin else 0
         try:
+            # An item cache's lookup: the records are in Go already.
+            self.lookup: CachedItems | None = items if isinstance(items, CachedItems) else None
             # pooled: the records are joined into a reused buffer (no fresh
             # pages per call), which leaving the context gives back.
-            self.items: ItemBuffers = item_buffers(items, pooled=pooled)
-            self.candidates: CandidateArrays = candidate_arrays(candidates, self.items.n)
+            self.items: ItemBuffers = _NO_ITEMS if self.lookup is not None else item_buffers(items, pooled=pooled)
+            self.candidates: CandidateArrays = candidate_arrays(candidates, self.n)
         except BaseException:
             self.discard_user()
             if hasattr(self, "items"):
@@ -111,8 +158,18 @@ class PreparedRequest:
     def from_buffers(cls, user: bytes, items: ItemBuffers, candidates: CandidateArrays) -> PreparedRequest:
         """A request from buffers already converted (a logged request)."""
         req = cls.__new__(cls)
-        req.user, req.items, req.candidates, req._user_handle = user, items, candidates, 0
+        req.user, req.items, req.candidates, req._user_handle, req.lookup = user, items, candidates, 0, None
         return req
+
+    @property
+    def n(self) -> int:
+        return len(self.lookup) if self.lookup is not None else self.items.n
+
+    def raw_items(self) -> ItemBuffers:
+        """The records' exact bytes (a cache lookup's are copied out of Go)."""
+        if self.lookup is not None and self.items is _NO_ITEMS:
+            self.items = self.lookup.raw()
+        return self.items
 
     def take_user_handle(self) -> int:
         """The user context's handle for the call about to be made, which
@@ -137,10 +194,13 @@ class PreparedRequest:
         """Arguments from `items` to `source_rank`, in pf_* order. The cdata
         objects keep no reference to the arrays: keep self alive meanwhile."""
         c = self.candidates
+        if self.lookup is not None:
+            items: tuple[Any, ...] = (ffi.NULL, ffi.NULL, len(self.lookup), self.lookup.handle())
+        else:
+            items = (ffi.from_buffer("uint8_t[]", self.items.blob), ffi.from_buffer("int64_t[]", self.items.offsets),
+                     self.items.n, 0)
         return (
-            ffi.from_buffer("uint8_t[]", self.items.blob),
-            ffi.from_buffer("int64_t[]", self.items.offsets),
-            self.items.n,
+            *items,
             _ptr(ffi, "int64_t[]", c.source),
             _ptr(ffi, "double[]", c.source_score),
             _ptr(ffi, "int64_t[]", c.source_rank),
@@ -163,6 +223,12 @@ class FeatureEngine:
     def __init__(self, threads: int | None = None) -> None:
         self._threads = _threads_arg(threads)
         self.n_features = len(_catalogue())
+        self._counters = Counters()
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, items and seconds per stage (see ``RankResult.timings``)
+        summed over every ``compute`` of this engine."""
+        return self._counters.snapshot()
 
     @property
     def threads(self) -> int | None:
@@ -198,8 +264,9 @@ class FeatureEngine:
             InputTypeError: a value or argument of the wrong type.
             ForkError: called in a process forked after pyfeat loaded.
         """
+        t0 = time.perf_counter()
         with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:
-            return compute_prepared(req, self._threads, out, self.n_features)
+            return compute_prepared(req, self._threads, out, self.n_features, t0, self._counters)
 
 
 class OutputPool:
@@ -257,18 +324,27 @@ class OutputPool:
 _outputs = OutputPool(keep=2 * (os.cpu_count() or 1) + 2)
 
 
-def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int) -> np.ndarray:
+def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int,
+                     t0: float | None = None, counters: Counters | None = None) -> np.ndarray:
     lib = _native.lib()
     ffi = _native.ffi
-    n = req.items.n
+    n = req.n
     if out is None:
         out = _outputs.empty(n, n_features)
     else:
         _check_out(out, (n, n_features), np.float32)
     st = _native.new_status()
-    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, st)
-    code = lib.pf_compute(req.take_user_handle(), *args)  # consumes the handle
+    go = ffi.new("int64_t[8]")
+    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, go, st)
+    handle = req.take_user_handle()
+    t1 = time.perf_counter()
+    code = lib.pf_compute(handle, *args)  # consumes the handle
+    t2 = time.perf_counter()
     _native.check(code, st)
+    if counters is not None and t0 is not None:
+        # Python's share: converting the inputs before the call, the call's
+        # crossing of the boundary, and what follows it.
+        counters.add(stage_timings(go, (t1 - t0) + (t2 - t1 - go[0] * 1e-9) + (time.perf_counter() - t2)), n)
     return out
 
 

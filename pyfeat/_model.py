@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._engine import PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash
+from ._engine import Counters, PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash, stage_timings
 from ._inputs import Record
 from .errors import ModelError
 
@@ -35,13 +36,26 @@ class RankResult(tuple):
     ``request_id`` is the id the request was logged under (``rank(...,
     log=...)``), else ``None``: the service keeps it to attribute later
     clicks and contacts to the request.
+
+    ``timings`` says where the call's wall time went, in seconds:
+    ``python`` (converting the inputs and outputs on the calling thread),
+    ``wait`` (before the computation started: for ``arank``, waiting for a
+    ranker thread too), ``user`` (preparing the user context), ``decode``
+    (MessagePack records; none for an item cache's records), ``features``,
+    ``scoring``, ``topk`` and ``other``; ``total`` is their sum, the call's
+    wall time. Decoding, features and scoring run on several goroutines at
+    once, so the computation's wall time is split between them in
+    proportion to their CPU time.
     """
 
     request_id: Any
+    timings: dict[str, float]
 
-    def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None) -> "RankResult":
+    def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None,
+                timings: dict[str, float] | None = None) -> "RankResult":
         self = super().__new__(cls, (order, scores))
         self.request_id = request_id
+        self.timings = timings or {}
         return self
 
     @property
@@ -292,7 +306,13 @@ class Ranker:
         self._catboost_lib = catboost_lib
         self._n_features = len(feature_names())
         self._swap = threading.Lock()
+        self._counters = Counters()
         self._model = self._load(model_path)
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, items and seconds per stage (see ``RankResult.timings``)
+        summed over every ``rank`` and ``arank`` of this ranker."""
+        return self._counters.snapshot()
 
     def _load(self, path: str | os.PathLike[str]) -> Model:
         model = Model(path, self._backend, threads=self._threads or None, catboost_lib=self._catboost_lib)
@@ -377,13 +397,17 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
+        t0 = time.perf_counter()
         with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:
-            return self._rank(req, top_k, features_out, log)
+            return self._rank(req, top_k, features_out, log, python_s=time.perf_counter() - t0)
 
     def _rank(
-        self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None
+        self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None,
+        *, python_s: float = 0.0, submitted: float | None = None,
     ) -> RankResult:
-        n = req.items.n
+        t0 = time.perf_counter()
+        queued = 0.0 if submitted is None else t0 - submitted
+        n = req.n
         k = n if top_k is None else int(top_k)
         if isinstance(top_k, bool) or k < 0:
             raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
@@ -397,18 +421,25 @@ class Ranker:
             feats = ffi.from_buffer("float[]", features_out)
         model = self._model  # one model per request, whatever reload() does meanwhile
         st = _native.new_status()
+        go = ffi.new("int64_t[8]")
         args = (*req.c_args(ffi), self._threads, feats,
-                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st)
+                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, go, st)
         handle = model._enter()
         try:
-            code = _native.lib().pf_rank(handle, req.take_user_handle(), *args)  # consumes the user handle
+            user_handle = req.take_user_handle()
+            t1 = time.perf_counter()
+            code = _native.lib().pf_rank(handle, user_handle, *args)  # consumes the user handle
+            t2 = time.perf_counter()
         finally:
             model._exit()
         _native.check(code, st)
         # Logged after it was served: the log holds exactly the requests that
         # produced a ranking, so training never sees one that serving refused.
         request_id = log.append_prepared(req) if log is not None else None
-        return RankResult(order, scores, request_id)
+        python_s += (t1 - t0) + (t2 - t1 - go[0] * 1e-9) + (time.perf_counter() - t2)
+        timings = stage_timings(go, python_s, queued)
+        self._counters.add(timings, n)
+        return RankResult(order, scores, request_id, timings)
 
     async def arank(
         self,
@@ -436,5 +467,8 @@ class Ranker:
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
         # RSS per thread). The user context is prepared in Go meanwhile.
+        t0 = time.perf_counter()
         with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:  # frees the context if the call never ran
-            return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
+            t1 = time.perf_counter()
+            return await loop.run_in_executor(
+                executor, functools.partial(self._rank, req, top_k, **kwargs, python_s=t1 - t0, submitted=t1))

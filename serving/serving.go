@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/pyfeat/pyfeat/catboost"
 	"github.com/pyfeat/pyfeat/features"
@@ -126,9 +127,10 @@ func Predict(m catboost.Model, x []float32, rows, cols int, threads int, out []f
 // scores go last. featuresOut, if non-nil, receives the feature matrix
 // (n x NumFeatures). user is the user context, started with
 // features.Begin (the caller closes it). len(order) ==
-// len(scores) == top_k <= n (the caller allocates all three).
+// len(scores) == top_k <= n (the caller allocates all three). tm, when not
+// nil, receives where the time went.
 func Rank(m catboost.Model, user *features.Pending, items features.Items, c *features.Candidates,
-	threads int, featuresOut []float32, scores []float64, order []int64) error {
+	threads int, featuresOut []float32, scores []float64, order []int64, tm *Timings) error {
 	n := items.Len()
 	if m.Dimensions() != 1 {
 		return fmt.Errorf("rank needs a model with one output per item; this one has %d (use predict)", m.Dimensions())
@@ -152,8 +154,17 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	score := func(start, end int, rows []float32) error {
 		return m.PredictRaw(rows, end-start, raw[start:end], 1)
 	}
-	if err := features.ComputeBlocksFrom(user, items, c, threads, featuresOut, score); err != nil {
+	var ftm *features.Timings
+	if tm != nil {
+		ftm = &tm.Timings
+	}
+	if err := features.ComputeBlocksTimed(user, items, c, threads, featuresOut, score, ftm); err != nil {
 		return err
+	}
+	var t0 time.Time
+	if tm != nil {
+		t0 = time.Now()
+		defer func() { tm.TopK = int64(time.Since(t0)) }()
 	}
 	for i := range idx {
 		idx[i] = int64(i)
