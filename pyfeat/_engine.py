@@ -136,10 +136,11 @@ class PreparedRequest:
     ``begin=True``: leaving it frees a context that no call consumed.
     """
 
-    __slots__ = ("user", "items", "lookup", "candidates", "_user_handle")
+    __slots__ = ("user", "items", "lookup", "candidates", "_user_handle", "_blob_c")
 
     def __init__(self, user: Any, items: Any, candidates: Any, *, begin: bool = False, pooled: bool = False) -> None:
         self.user: bytes = user_bytes(user)
+        self._blob_c: Any = None
         self._user_handle = _native.begin_user(self.user) if begin else 0
         try:
             # An item cache's lookup: the records are in Go already.
@@ -159,6 +160,7 @@ class PreparedRequest:
         """A request from buffers already converted (a logged request)."""
         req = cls.__new__(cls)
         req.user, req.items, req.candidates, req._user_handle, req.lookup = user, items, candidates, 0, None
+        req._blob_c = None
         return req
 
     @property
@@ -188,6 +190,13 @@ class PreparedRequest:
 
     def __exit__(self, *exc: object) -> None:
         self.discard_user()
+        if self._blob_c is not None:
+            # Release cffi's hold on a pooled buffer now, not when the call's
+            # frame goes: an exception's traceback keeps the frame alive, and
+            # a memoryview still exported when the garbage collector breaks
+            # that cycle would leave cffi a dangling buffer.
+            _native.ffi.release(self._blob_c)
+            self._blob_c = None
         self.items.release()
 
     def c_args(self, ffi: Any) -> tuple[Any, ...]:
@@ -197,8 +206,10 @@ class PreparedRequest:
         if self.lookup is not None:
             items: tuple[Any, ...] = (ffi.NULL, ffi.NULL, len(self.lookup), self.lookup.handle())
         else:
-            items = (ffi.from_buffer("uint8_t[]", self.items.blob), ffi.from_buffer("int64_t[]", self.items.offsets),
-                     self.items.n, 0)
+            blob = ffi.from_buffer("uint8_t[]", self.items.blob)
+            if self.items.pooled is not None:
+                self._blob_c = blob
+            items = (blob, ffi.from_buffer("int64_t[]", self.items.offsets), self.items.n, 0)
         return (
             *items,
             _ptr(ffi, "int64_t[]", c.source),

@@ -461,14 +461,28 @@ class Ranker:
                         max_workers=self._max_concurrency, thread_name_prefix="pyfeat-rank"
                     )
                 executor = self._executor
-        loop = asyncio.get_running_loop()
         # The inputs are converted on the loop's thread: Python work holds
         # the GIL wherever it runs, and here its buffers come from the
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
         # RSS per thread). The user context is prepared in Go meanwhile.
         t0 = time.perf_counter()
-        with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:  # frees the context if the call never ran
-            t1 = time.perf_counter()
-            return await loop.run_in_executor(
-                executor, functools.partial(self._rank, req, top_k, **kwargs, python_s=t1 - t0, submitted=t1))
+        req = PreparedRequest(user, items, candidates, begin=True, pooled=True)
+        t1 = time.perf_counter()
+        try:
+            cf = executor.submit(functools.partial(self._rank, req, top_k, **kwargs, python_s=t1 - t0, submitted=t1))
+        except BaseException:
+            req.__exit__(None, None, None)
+            raise
+        try:
+            result = await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            # The call may be running: its buffers (pooled, reused by the next
+            # request) are released when it has finished, not before.
+            cf.add_done_callback(lambda _: req.__exit__(None, None, None))
+            raise
+        except BaseException:
+            req.__exit__(None, None, None)
+            raise
+        req.__exit__(None, None, None)
+        return result

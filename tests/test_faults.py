@@ -88,3 +88,32 @@ def test_pooled_outputs_are_never_overwritten_while_referenced(engine):
     for q in reqs[1:]:
         engine.compute(q.user_blob, q.item_blobs, q.candidates)
     np.testing.assert_array_equal(np.asarray(mv), want[0])
+
+
+def test_cancelled_aranks_never_lend_their_buffers_early(small_model_json):
+    import asyncio
+
+    import pyfeat
+
+    world = Marketplace(seed=4, n_items=5000, n_users=100)
+    reqs = [world.request(i, 1500) for i in range(4)]
+    data = [(q.user_blob, list(q.item_blobs), q.candidates) for q in reqs]
+    ranker = pyfeat.Ranker(small_model_json, max_concurrency=2)
+    want = [ranker.rank(*d, top_k=20) for d in data]
+
+    async def main():
+        for rnd in range(5):
+            tasks = [asyncio.ensure_future(ranker.arank(*data[k % 4], top_k=20)) for k in range(12)]
+            await asyncio.sleep(0.001 * rnd)
+            for t in tasks[::2]:
+                t.cancel()
+            for k, t in enumerate(tasks):
+                try:
+                    got = await t
+                except asyncio.CancelledError:
+                    continue
+                assert np.array_equal(got.order, want[k % 4].order)
+                assert got.scores.tobytes() == want[k % 4].scores.tobytes()
+
+    asyncio.run(main())
+    ranker.close()
