@@ -6,133 +6,65 @@ package main
 import "C"
 
 import (
-	"errors"
-	"fmt"
-	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/pyfeat/pyfeat/features"
-	"github.com/pyfeat/pyfeat/itemcache"
+	"github.com/pyfeat/pyfeat/internal/faults"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
-// Item caches and their per-request lookups cross the ABI as int64
-// handles. A cache has one owner, the Python ItemCache that made it, which
-// closes it; a lookup belongs to one request, which closes it. A lookup
-// holds its records, not its cache, so closing a cache never breaks a
-// request in flight (its fill then stores nothing).
-var (
-	caches  = handles[*itemcache.Cache]{m: map[int64]*itemcache.Cache{}}
-	lookups = handles[*lookupEntry]{m: map[int64]*lookupEntry{}}
-)
-
-type lookupEntry struct {
-	mu    sync.Mutex // a request's calls on its lookup run one at a time
-	cache int64
-	l     *itemcache.Lookup
-}
-
-type handles[T any] struct {
-	mu   sync.Mutex
-	next int64
-	m    map[int64]T
-}
-
-func (h *handles[T]) add(v T) int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.next++
-	h.m[h.next] = v
-	return h.next
-}
-
-func (h *handles[T]) get(id int64, what string) (T, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.m[id]
-	if !ok {
-		var zero T
-		return zero, fmt.Errorf("unknown or closed %s handle %d", what, id)
-	}
-	return v, nil
-}
-
-func (h *handles[T]) remove(id int64, what string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.m[id]; !ok {
-		return fmt.Errorf("unknown or closed %s handle %d", what, id)
-	}
-	delete(h.m, id)
-	return nil
-}
-
-func int64s(p *C.int64_t, n C.int64_t) []int64 {
-	if p == nil || n <= 0 {
-		return nil
-	}
-	return unsafe.Slice((*int64)(unsafe.Pointer(p)), int(n))
-}
+// The item cache's exports (serving/cache.go holds the handles).
 
 //export pf_cache_new
 func pf_cache_new(maxBytes C.int64_t, ttlNs C.int64_t, handle *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
+	faults.Point("pf_cache_new")
 	if handle == nil {
-		return setStatus(st, errors.New("pf_cache_new: NULL handle"))
+		return setStatus(st, pferr.Argumentf("pf_cache_new: NULL handle"))
 	}
-	c, err := itemcache.New(int64(maxBytes), time.Duration(ttlNs))
-	if err != nil {
-		return setStatus(st, err)
+	h, err := svc.NewCache(int64(maxBytes), time.Duration(ttlNs))
+	if err == nil {
+		*handle = C.int64_t(h)
 	}
-	*handle = C.int64_t(caches.add(c))
-	return setStatus(st, nil)
+	return setStatus(st, err)
 }
 
 //export pf_cache_close
 func pf_cache_close(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	c, err := caches.get(int64(handle), "cache")
-	if err != nil {
-		return setStatus(st, err)
-	}
-	c.Clear() // the memory goes now, not when the last lookup lets go
-	return setStatus(st, caches.remove(int64(handle), "cache"))
+	faults.Point("pf_cache_close")
+	return setStatus(st, svc.CloseCache(int64(handle)))
 }
-
-// pfCacheStats is the order of pf_cache_stats' counters (pyfeat.h).
-const pfCacheStats = 10
 
 //export pf_cache_stats
 func pf_cache_stats(handle C.int64_t, out *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	c, err := caches.get(int64(handle), "cache")
-	if err != nil || out == nil {
-		return setStatus(st, errors.Join(err, nilErr(out == nil, "pf_cache_stats: NULL output")))
+	faults.Point("pf_cache_stats")
+	c, err := svc.Cache(int64(handle))
+	if err == nil && out == nil {
+		err = pferr.Argumentf("pf_cache_stats: NULL output")
+	}
+	if err != nil {
+		return setStatus(st, err)
 	}
 	s := c.Stats()
-	copy(int64s(out, pfCacheStats), []int64{int64(s.Len), s.Bytes, s.MaxBytes, s.Hits, s.Misses, s.Expired,
+	copy(view[int64](out, C.PF_CACHE_STATS), []int64{int64(s.Len), s.Bytes, s.MaxBytes, s.Hits, s.Misses, s.Expired,
 		s.Inserts, s.Evictions, s.Invalidations, s.Refused})
 	return setStatus(st, nil)
-}
-
-func nilErr(cond bool, msg string) error {
-	if cond {
-		return errors.New(msg)
-	}
-	return nil
 }
 
 //export pf_cache_invalidate
 func pf_cache_invalidate(handle C.int64_t, ids *C.int64_t, n C.int64_t, dropped *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	c, err := caches.get(int64(handle), "cache")
+	faults.Point("pf_cache_invalidate")
+	c, err := svc.Cache(int64(handle))
+	if err == nil && (n < 0 || (n > 0 && ids == nil)) {
+		err = pferr.Argumentf("pf_cache_invalidate: %d ids at NULL", n)
+	}
 	if err != nil {
 		return setStatus(st, err)
 	}
-	if n < 0 || (n > 0 && ids == nil) {
-		return setStatus(st, fmt.Errorf("pf_cache_invalidate: %d ids at NULL", n))
-	}
-	k := c.Invalidate(int64s(ids, n))
+	k := c.Invalidate(view[int64](ids, n))
 	if dropped != nil {
 		*dropped = C.int64_t(k)
 	}
@@ -142,96 +74,97 @@ func pf_cache_invalidate(handle C.int64_t, ids *C.int64_t, n C.int64_t, dropped 
 //export pf_cache_clear
 func pf_cache_clear(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	c, err := caches.get(int64(handle), "cache")
-	if err != nil {
-		return setStatus(st, err)
+	faults.Point("pf_cache_clear")
+	c, err := svc.Cache(int64(handle))
+	if err == nil {
+		c.Clear()
 	}
-	c.Clear()
-	return setStatus(st, nil)
+	return setStatus(st, err)
 }
 
 //export pf_cache_lookup
 func pf_cache_lookup(handle C.int64_t, ids *C.int64_t, n C.int64_t, lookup *C.int64_t,
 	missing *C.int64_t, nMissing *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	c, err := caches.get(int64(handle), "cache")
+	faults.Point("pf_cache_lookup")
+	if n < 0 || (n > 0 && (ids == nil || missing == nil)) || lookup == nil || nMissing == nil {
+		return setStatus(st, pferr.Argumentf("pf_cache_lookup: %d ids, or a NULL buffer", n))
+	}
+	h, miss, err := svc.Lookup(int64(handle), view[int64](ids, n))
 	if err != nil {
 		return setStatus(st, err)
 	}
-	if n < 0 || (n > 0 && (ids == nil || missing == nil)) || lookup == nil || nMissing == nil {
-		return setStatus(st, fmt.Errorf("pf_cache_lookup: %d ids, or a NULL buffer", n))
-	}
-	l := c.Lookup(int64s(ids, n))
-	pos := int64s(missing, n)
-	for k, p := range l.Missing() {
+	pos := view[int64](missing, n)
+	for k, p := range miss {
 		pos[k] = int64(p)
 	}
-	*nMissing = C.int64_t(len(l.Missing()))
-	*lookup = C.int64_t(lookups.add(&lookupEntry{cache: int64(handle), l: l}))
+	*nMissing = C.int64_t(len(miss))
+	*lookup = C.int64_t(h)
 	return setStatus(st, nil)
 }
 
 //export pf_lookup_fill
 func pf_lookup_fill(lookup C.int64_t, blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	e, err := lookups.get(int64(lookup), "lookup")
-	if err != nil {
-		return setStatus(st, err)
-	}
+	faults.Point("pf_lookup_fill")
 	its, err := items(blob, offsets, n)
 	if err != nil {
 		return setStatus(st, err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c, _ := caches.get(e.cache, "cache") // closed meanwhile: the request is filled, nothing is stored
-	return setStatus(st, e.l.Fill(c, its))
+	return setStatus(st, svc.Fill(int64(lookup), its))
 }
 
 //export pf_lookup_raw
-func pf_lookup_raw(lookup C.int64_t, blob *C.uint8_t, blobLen C.int64_t, offsets *C.int64_t, needed *C.int64_t,
-	st *C.pf_status) (code C.int32_t) {
+func pf_lookup_raw(lookup C.int64_t, blob *C.uint8_t, blobLen C.int64_t, offsets *C.int64_t, nOffsets C.int64_t,
+	needed *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	e, err := lookups.get(int64(lookup), "lookup")
-	if err != nil {
-		return setStatus(st, err)
+	faults.Point("pf_lookup_raw")
+	copyOut := offsets != nil
+	if copyOut && (blobLen < 0 || nOffsets < 1 || (blobLen > 0 && blob == nil)) {
+		return setStatus(st, pferr.Argumentf("pf_lookup_raw: a blob of %d bytes, %d offsets", blobLen, nOffsets))
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n, err := e.l.RawLen()
-	if err != nil {
-		return setStatus(st, err)
-	}
+	n, err := svc.LookupRaw(int64(lookup), goBytes(blob, blobLen)[:max(0, int(blobLen))], view[int64](offsets, nOffsets), false)
 	if needed != nil {
 		*needed = C.int64_t(n)
 	}
-	if offsets == nil {
-		return setStatus(st, nil) // the size only
+	if err == nil && copyOut {
+		if int(blobLen) != n {
+			err = pferr.Argumentf("pf_lookup_raw: a buffer of %d bytes, need %d", blobLen, n)
+		} else {
+			_, err = svc.LookupRaw(int64(lookup), goBytes(blob, blobLen), view[int64](offsets, nOffsets), true)
+		}
 	}
-	if int(blobLen) != n || (n > 0 && blob == nil) {
-		return setStatus(st, fmt.Errorf("pf_lookup_raw: a buffer of %d bytes, need %d", blobLen, n))
-	}
-	return setStatus(st, e.l.CopyRaw(goBytes(blob, blobLen), int64s(offsets, C.int64_t(e.l.Len()+1))))
+	return setStatus(st, err)
 }
 
 //export pf_lookup_close
 func pf_lookup_close(lookup C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
-	return setStatus(st, lookups.remove(int64(lookup), "lookup"))
+	faults.Point("pf_lookup_close")
+	return setStatus(st, svc.CloseLookup(int64(lookup)))
 }
 
-// lookupRecords returns the records of a lookup for a compute or rank
-// call, and the unlock the caller defers.
-func lookupRecords(lookup int64) ([]*features.Decoded, func(), error) {
-	e, err := lookups.get(lookup, "lookup")
-	if err != nil {
-		return nil, nil, err
+// requestItems is the items of a pf_compute or pf_rank call: the records
+// back to back, or (lookup != 0) an item cache lookup's records. The caller
+// calls done once the computation is over.
+func requestItems(blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t) (features.Items, func(), error) {
+	if lookup == 0 {
+		its, err := items(blob, offsets, n)
+		return its, func() {}, err
 	}
-	e.mu.Lock()
-	recs, err := e.l.Records()
-	if err != nil {
-		e.mu.Unlock()
-		return nil, nil, err
+	if blob != nil || offsets != nil {
+		return features.Items{}, nil, pferr.Argumentf("items and a lookup given together: pass one")
 	}
-	return recs, e.mu.Unlock, nil
+	if n < 0 {
+		return features.Items{}, nil, pferr.Argumentf("invalid item count %d", n)
+	}
+	return svc.LookupItems(int64(lookup), int(n))
+}
+
+// stagesOut is the caller's timings array, or nil.
+func stagesOut(p *C.int64_t) *[C.PF_STAGES]int64 {
+	if p == nil {
+		return nil
+	}
+	return (*[C.PF_STAGES]int64)(view[int64](p, C.PF_STAGES))
 }

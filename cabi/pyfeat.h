@@ -6,23 +6,35 @@
  *
  * Conventions:
  * - Every function returns a status code, PF_OK (0) on success, and on
- *   failure fills the caller's pf_status. Go panics are recovered and
- *   reported as PF_INTERNAL_ERROR; the process survives.
+ *   failure fills the caller's pf_status. Go panics, on any goroutine of
+ *   the call, are recovered and reported as PF_INTERNAL_ERROR; the process
+ *   survives.
+ * - The constants below are the only definition of the status codes and of
+ *   the ABI version: Go compiles against them and the Python binding reads
+ *   them through cffi.
  * - The caller owns every buffer. Go reads inputs and writes outputs only
  *   during the call and keeps no pointer to them afterwards.
- * - Models cross as opaque int64 handles; pf_model_close releases one.
+ * - Models cross as opaque int64 handles. Go owns every model's lifetime:
+ *   a model lives while a handle holds it or a call uses it.
  */
 #ifndef PYFEAT_H
 #define PYFEAT_H
 
 #include <stdint.h>
 
+/* PF_ABI_VERSION: bumped whenever a signature below changes; the binding
+ * refuses a library that reports another version (a stale build). */
+#define PF_ABI_VERSION 5
+
+/* Status codes. */
 #define PF_OK 0
-#define PF_INPUT_ERROR 1
-#define PF_TYPE_ERROR 2
-#define PF_ARGUMENT_ERROR 3
-#define PF_MODEL_ERROR 4
-#define PF_INTERNAL_ERROR 5
+#define PF_INPUT_ERROR 1    /* the caller's data: a record, a value, a candidate array */
+#define PF_TYPE_ERROR 2     /* as PF_INPUT_ERROR, a value of the wrong type */
+#define PF_ARGUMENT_ERROR 3 /* a call against the contract: buffer sizes, NULL, unknown user handle */
+#define PF_MODEL_ERROR 4    /* a model that cannot be loaded, is closed, or does not fit */
+#define PF_INTERNAL_ERROR 5 /* a bug in pyfeat (a recovered panic) */
+#define PF_POSITION_USER -1 /* pf_status.position: the user context */
+#define PF_POSITION_NONE -2 /* pf_status.position: not about an item */
 
 typedef struct pf_status {
     int32_t code;
@@ -31,15 +43,11 @@ typedef struct pf_status {
     char message[2048]; /* NUL-terminated, UTF-8 */
 } pf_status;
 
-/* pf_abi_version: bumped whenever a signature below changes. */
+/* pf_abi_version: PF_ABI_VERSION of the header the library was built
+ * with; -1 if Go panicked. */
 int32_t pf_abi_version(void);
 
-/* pf_selftest_panic: panics inside Go on purpose; the recovery turns it
- * into PF_INTERNAL_ERROR. The test suite calls it to prove that a Go panic
- * becomes a Python exception, not a dead process. */
-int32_t pf_selftest_panic(pf_status* st);
-
-/* pf_num_features: columns of the feature matrix. */
+/* pf_num_features: columns of the feature matrix; -1 if Go panicked. */
 int32_t pf_num_features(void);
 
 /* pf_catalogue: writes "name\tgroup\tdefinition\n" per feature into buf
@@ -93,9 +101,18 @@ int32_t pf_compute(int64_t user_handle,
 /* pf_model_load: loads the model at path; *handle receives its handle. */
 int32_t pf_model_load(char* path, char* backend, char* lib_path, int64_t* handle, pf_status* st);
 
-/* pf_model_close: retires a handle. Calls already running with it finish
- * first; new calls with it fail. */
+/* pf_model_close: retires a handle; new calls with it fail. Its model is
+ * closed once no handle holds it and the calls using it have finished. */
 int32_t pf_model_close(int64_t handle, pf_status* st);
+
+/* pf_model_share: *shared receives a new handle that serves the model
+ * handle serves now (a Ranker's own handle). */
+int32_t pf_model_share(int64_t handle, int64_t* shared, pf_status* st);
+
+/* pf_model_swap: from now on, handle dst serves the model that src serves
+ * (src keeps it too); atomically: a call with dst uses either the old model
+ * or the new one, from start to end. The old model is released. */
+int32_t pf_model_swap(int64_t dst, int64_t src, pf_status* st);
 
 /* pf_model_shape: float features per row and outputs per row. */
 int32_t pf_model_shape(int64_t handle, int64_t* n_features, int64_t* dimensions, pf_status* st);
@@ -110,8 +127,9 @@ int32_t pf_model_describe(int64_t handle, char* buf, int64_t cap, int64_t* neede
 int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_cols,
                          int32_t threads, double* out, int64_t out_len, pf_status* st);
 
-/* pf_rank: features, scores and order of one request in one call (request
- * arguments and timings as in pf_compute). features: NULL, or n_items x
+/* pf_rank: features, scores and order of one request in one call, with
+ * the model that handle serves when the call starts (request arguments and
+ * timings as in pf_compute). features: NULL, or n_items x
  * pf_num_features() float32 to receive the matrix. scores, order: top_k
  * entries each (top_k <= n_items); order[i] indexes items, scores
  * descending, ties in input order. */
@@ -138,9 +156,10 @@ int32_t pf_profile(char* path, int64_t ns, pf_status* st);
 int32_t pf_cache_new(int64_t max_bytes, int64_t ttl_ns, int64_t* handle, pf_status* st);
 int32_t pf_cache_close(int64_t handle, pf_status* st);
 
-/* pf_cache_stats: out receives 10 counters: records held, bytes held,
+/* pf_cache_stats: out receives PF_CACHE_STATS counters: records held, bytes held,
  * max_bytes, hits, misses, expired, inserts, evictions, invalidations,
  * refused (records larger than the whole cache). */
+#define PF_CACHE_STATS 10
 int32_t pf_cache_stats(int64_t handle, int64_t* out, pf_status* st);
 
 /* pf_cache_invalidate: drops the records of ids; *dropped receives how many
@@ -161,10 +180,10 @@ int32_t pf_cache_lookup(int64_t handle, int64_t* ids, int64_t n, int64_t* lookup
 int32_t pf_lookup_fill(int64_t lookup, uint8_t* items, int64_t* offsets, int64_t n_items, pf_status* st);
 
 /* pf_lookup_raw: the exact bytes of every candidate's record, back to back,
- * into blob (blob_len bytes) with n + 1 offsets; *needed receives the size
+ * into blob (blob_len bytes) with n_offsets = n + 1 offsets; *needed receives the size
  * (offsets NULL: the size only). What a logged request records. */
-int32_t pf_lookup_raw(int64_t lookup, uint8_t* blob, int64_t blob_len, int64_t* offsets, int64_t* needed,
-                      pf_status* st);
+int32_t pf_lookup_raw(int64_t lookup, uint8_t* blob, int64_t blob_len, int64_t* offsets, int64_t n_offsets,
+                      int64_t* needed, pf_status* st);
 
 /* pf_lookup_close: releases a lookup. */
 int32_t pf_lookup_close(int64_t lookup, pf_status* st);

@@ -11,7 +11,7 @@ import (
 )
 
 // goldenDir holds the fixtures written by testdata/make_golden.py.
-const goldenDir = "../tests/fixtures/catboost"
+const goldenDir = "testdata"
 
 type goldenCase struct {
 	Name         string            `json:"name"`

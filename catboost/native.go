@@ -6,11 +6,13 @@ import (
 	"maps"
 	"math"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/pyfeat/pyfeat/internal/faults"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 var _ Model = (*NativeModel)(nil)
@@ -173,16 +175,17 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	// up the others; each block writes only its own rows of out.
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	var panicked atomic.Value // a panic on a worker is the call's error, not the process's end
+	var panicked atomic.Pointer[pferr.Panic] // a panic on a worker is the call's error, not the process's end
 	wg.Add(workers)
 	for range workers {
 		go func() {
 			defer wg.Done()
 			defer func() {
 				if p := recover(); p != nil {
-					panicked.CompareAndSwap(nil, fmt.Errorf("catboost: PredictRaw: panic: %v\n%s", p, debug.Stack()))
+					panicked.CompareAndSwap(nil, pferr.Recovered(p))
 				}
 			}()
+			faults.Point("predict-worker")
 			s := m.getScratch()
 			for {
 				b := int(next.Add(1) - 1)
@@ -195,8 +198,8 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 		}()
 	}
 	wg.Wait()
-	if err, _ := panicked.Load().(error); err != nil {
-		return err
+	if p := panicked.Load(); p != nil {
+		return p
 	}
 	return nil
 }

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/pyfeat/pyfeat/internal/faults"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // minRowsPerWorker is the smallest share of rows worth a goroutine: below
@@ -127,6 +130,14 @@ func (m *Model) PredictRaw(x []float32, n int, out []float64, threads int) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				// A panic on a worker is the call's error, not the process's end.
+				if p := recover(); p != nil {
+					failed.Store(true)
+					errOnce.Do(func() { firstErr = pferr.Recovered(p) })
+				}
+			}()
+			faults.Point("predict-worker")
 			for !failed.Load() {
 				start := int(next.Add(int64(task))) - task
 				if start >= n {

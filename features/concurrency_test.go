@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 func sampleRequest(t testing.TB, n int) ([]byte, Items) {
@@ -186,12 +188,12 @@ func TestComputeBlocksSink(t *testing.T) {
 	}
 }
 
-// A panic on any goroutine of a call comes back as a *PanicError: only the
+// A panic on any goroutine of a call comes back as a *pferr.Panic: only the
 // calling goroutine's panics reach the C boundary's recover, and one on a
 // worker would otherwise end the process.
 func TestComputePanicsBecomeErrors(t *testing.T) {
 	user, items := sampleRequest(t, 1000)
-	var pe *PanicError
+	var pe *pferr.Panic
 	for _, threads := range []int{1, 4} {
 		err := ComputeBlocks(user, items, nil, threads, nil, func(start, end int, rows []float32) error {
 			if start == 3*Block {

@@ -1,8 +1,8 @@
 package features
 
 import (
-	"fmt"
-	"runtime/debug"
+	"github.com/pyfeat/pyfeat/internal/faults"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // Pending is a user context handed over before the items. A caller that
@@ -45,9 +45,10 @@ func (p *Pending) run() {
 	defer func() {
 		if x := recover(); x != nil {
 			p.r = nil // its state is unknown: not reused
-			p.err = &PanicError{Value: x, Stack: debug.Stack()}
+			p.err = pferr.Recovered(x)
 		}
 	}()
+	faults.Point("user-prepare")
 	if err := p.r.init(p.blob); err != nil {
 		p.err = err
 	}
@@ -97,10 +98,10 @@ func ComputeBlocksTimed(p *Pending, items Items, c *Candidates, threads int, out
 
 func checkOutput(items Items, out []float32, sink BlockSink) error {
 	if out != nil && len(out) != items.Len()*NumFeatures {
-		return fmt.Errorf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
+		return pferr.Argumentf("output has %d floats, want %d x %d", len(out), items.Len(), NumFeatures)
 	}
 	if out == nil && sink == nil && items.Len() > 0 {
-		return fmt.Errorf("an output or a sink is needed")
+		return pferr.Argumentf("an output or a sink is needed")
 	}
 	return nil
 }

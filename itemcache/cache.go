@@ -18,12 +18,12 @@
 package itemcache
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pyfeat/pyfeat/features"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // entryOverhead approximates what an entry costs besides its record: the
@@ -148,10 +148,10 @@ type Cache struct {
 // (0: until evicted or invalidated).
 func New(maxBytes int64, ttl time.Duration) (*Cache, error) {
 	if maxBytes <= 0 {
-		return nil, fmt.Errorf("max_bytes must be > 0, got %d", maxBytes)
+		return nil, pferr.Argumentf("max_bytes must be > 0, got %d", maxBytes)
 	}
 	if ttl < 0 {
-		return nil, fmt.Errorf("ttl must be >= 0, got %v", ttl)
+		return nil, pferr.Argumentf("ttl must be >= 0, got %v", ttl)
 	}
 	start := time.Now()
 	c := &Cache{

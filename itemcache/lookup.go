@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pyfeat/pyfeat/features"
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // Lookup is one request's view of the cache: the record of every candidate
@@ -61,13 +62,13 @@ func (l *Lookup) Missing() []int { return l.missing }
 // stored and the lookup stays incomplete.
 func (l *Lookup) Fill(c *Cache, items features.Items) error {
 	if l.filled {
-		return fmt.Errorf("the lookup was already filled")
+		return pferr.Argumentf("the lookup was already filled")
 	}
 	if err := items.Validate(nil); err != nil {
 		return err
 	}
 	if items.Len() != len(l.missing) {
-		return fmt.Errorf("%d records for %d missing ids", items.Len(), len(l.missing))
+		return pferr.Argumentf("%d records for %d missing ids", items.Len(), len(l.missing))
 	}
 	recs := make([]*features.Decoded, len(l.missing))
 	for k, pos := range l.missing {
@@ -106,7 +107,7 @@ func (l *Lookup) Fill(c *Cache, items features.Items) error {
 // some are still missing (Fill was not called, or failed).
 func (l *Lookup) Records() ([]*features.Decoded, error) {
 	if len(l.missing) > 0 && !l.filled {
-		return nil, fmt.Errorf("%d of the request's %d ids are missing from the cache: fill them first",
+		return nil, pferr.Argumentf("%d of the request's %d ids are missing from the cache: fill them first",
 			len(l.missing), len(l.ids))
 	}
 	return l.recs, nil
@@ -134,7 +135,7 @@ func (l *Lookup) CopyRaw(blob []byte, offsets []int64) error {
 		return err
 	}
 	if len(blob) != n || len(offsets) != len(l.recs)+1 {
-		return fmt.Errorf("raw buffers of %d bytes and %d offsets, want %d and %d", len(blob), len(offsets), n, len(l.recs)+1)
+		return pferr.Argumentf("raw buffers of %d bytes and %d offsets, want %d and %d", len(blob), len(offsets), n, len(l.recs)+1)
 	}
 	at := 0
 	offsets[0] = 0

@@ -230,11 +230,11 @@ class CachedItems:
         st = _native.new_status()
         with self._lock:
             h = self._h()
-            _native.check(_native.lib().pf_lookup_raw(h, ffi.NULL, 0, ffi.NULL, needed, st), st)
+            _native.check(_native.lib().pf_lookup_raw(h, ffi.NULL, 0, ffi.NULL, 0, needed, st), st)
             blob = bytearray(int(needed[0]))
             offsets = np.empty(self.ids.size + 1, dtype=np.int64)
             code = _native.lib().pf_lookup_raw(h, ffi.from_buffer("uint8_t[]", blob), len(blob),
-                                               ffi.from_buffer("int64_t[]", offsets), needed, st)
+                                               ffi.from_buffer("int64_t[]", offsets), offsets.size, needed, st)
             _native.check(code, st)
         return ItemBuffers(bytes(blob), offsets)
 

@@ -9,6 +9,7 @@ header's declarations pre-parsed, so importing pyfeat needs no C parser
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -17,9 +18,16 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 
 
+_CONSTANT = re.compile(r"#define\s+PF_\w+\s+-?\d+\b")
+
+
 def declarations(header: str) -> str:
-    """The header without its preprocessor lines (cffi takes declarations only)."""
-    return "\n".join(line for line in header.splitlines() if not line.lstrip().startswith("#"))
+    """The header as cffi takes it: the declarations and the integer
+    constants (status codes, ABI version), without the other preprocessor
+    lines (include guard, #include)."""
+    return "\n".join(
+        line for line in header.splitlines() if not line.lstrip().startswith("#") or _CONSTANT.match(line.lstrip())
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -113,7 +113,8 @@ class Model:
             (default: ``$PYFEAT_CATBOOST_LIB``).
 
     A model is safe to share between threads. ``close()`` (or leaving a
-    ``with`` block) releases it once the calls in flight have finished.
+    ``with`` block) releases it; Go, which owns every model's lifetime,
+    closes it once the calls in flight have finished.
     """
 
     def __init__(
@@ -129,9 +130,7 @@ class Model:
         self.path = Path(path)
         self.backend = backend
         self._threads = _threads_arg(threads)
-        self._lock = threading.Lock()
-        self._users = 0
-        self._closing = False
+        self._closed = False
         self._handle = self._load(catboost_lib)
         self._finalizer = weakref.finalize(self, _close_handle, self._handle)
         lib = _native.lib()
@@ -164,41 +163,21 @@ class Model:
         handle = _native.ffi.new("int64_t*")
         st = _native.new_status()
         libpath = os.fsencode(catboost_lib) if catboost_lib is not None else b""
-        code = lib.pf_model_load(os.fsencode(path), self.backend.encode(), libpath, handle, st)
-        if code != _native.PF_OK:
-            msg = _native.ffi.string(st.message).decode("utf-8", "replace")
-            raise ModelError(f"{self.path}: {msg}")
+        try:
+            _native.check(lib.pf_model_load(os.fsencode(path), self.backend.encode(), libpath, handle, st), st)
+        except ModelError as e:
+            raise ModelError(f"{self.path}: {e}") from None
         return int(handle[0])
 
-    # -- lifetime: close() waits for calls in flight (see _enter/_exit) --
-    def _enter(self) -> int:
-        with self._lock:
-            if self._closing:
-                raise ModelError(f"model {self.path} is closed")
-            self._users += 1
-            return self._handle
-
-    def _exit(self) -> None:
-        with self._lock:
-            self._users -= 1
-            release = self._closing and self._users == 0
-        if release:
-            self._finalizer()
-
     def close(self) -> None:
-        """Release the model. Calls already running finish first; later
-        calls raise ModelError. Idempotent."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            release = self._users == 0
-        if release:
-            self._finalizer()
+        """Release the model. Calls already running finish with it first
+        (Go waits for them); later calls raise ModelError. Idempotent."""
+        self._closed = True
+        self._finalizer()  # runs pf_model_close once
 
     @property
     def closed(self) -> bool:
-        return self._closing
+        return self._closed
 
     def __enter__(self) -> "Model":
         return self
@@ -207,7 +186,7 @@ class Model:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closing else f"{self.n_features} features, {self.dimensions} outputs"
+        state = "closed" if self._closed else f"{self.n_features} features, {self.dimensions} outputs"
         return f"<pyfeat.Model {self.path.name!r} backend={self.backend} {state}>"
 
     def predict(self, X: Any) -> np.ndarray:
@@ -221,28 +200,30 @@ class Model:
             float64 array of shape ``(n,)``, or ``(n, dimensions)`` for a
             multi-dimensional model (e.g. MultiClass).
         """
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n, {self.n_features}), got shape {X.shape}; use X.reshape(1, -1) for one row")
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"the model takes {self.n_features} features per row, X has {X.shape[1]}")
-        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_):
-            raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        n = X.shape[0]
-        out = np.empty((n, self.dimensions), dtype=np.float64)
-        ffi = _native.ffi
-        st = _native.new_status()
-        handle = self._enter()
-        try:
-            code = _native.lib().pf_model_predict(
-                handle, ffi.from_buffer("float[]", X), n, X.shape[1], self._threads,
-                ffi.from_buffer("double[]", out), out.size, st,
-            )
-        finally:
-            self._exit()
-        _native.check(code, st)
-        return out[:, 0] if self.dimensions == 1 else out
+        if self._closed:
+            raise ModelError(f"model {self.path} is closed")
+        return _predict(self._handle, X, self.n_features, self.dimensions, self._threads)
+
+
+def _predict(handle: int, X: Any, n_features: int, dimensions: int, threads: int) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n, {n_features}), got shape {X.shape}; use X.reshape(1, -1) for one row")
+    if X.shape[1] != n_features:
+        raise ValueError(f"the model takes {n_features} features per row, X has {X.shape[1]}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_):
+        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n = X.shape[0]
+    out = np.empty((n, dimensions), dtype=np.float64)
+    ffi = _native.ffi
+    st = _native.new_status()
+    code = _native.lib().pf_model_predict(
+        handle, ffi.from_buffer("float[]", X), n, X.shape[1], threads,
+        ffi.from_buffer("double[]", out), out.size, st,
+    )
+    _native.check(code, st)
+    return out[:, 0] if dimensions == 1 else out
 
 
 def feature_differences(model_names: Sequence[str] | None) -> list[str]:
@@ -308,6 +289,14 @@ class Ranker:
         self._swap = threading.Lock()
         self._counters = Counters()
         self._model = self._load(model_path)
+        # The ranker's own handle: Go swaps the model behind it atomically
+        # (reload), and every call acquires the model it serves in Go, so a
+        # request never meets a model that a reload closed.
+        shared = _native.ffi.new("int64_t*")
+        st = _native.new_status()
+        _native.check(_native.lib().pf_model_share(self._model._handle, shared, st), st)
+        self._handle = int(shared[0])
+        self._finalizer = weakref.finalize(self, _close_handle, self._handle)
 
     def stats(self) -> dict[str, Any]:
         """Calls, items and seconds per stage (see ``RankResult.timings``)
@@ -335,7 +324,7 @@ class Ranker:
 
     @property
     def model(self) -> Model:
-        """The model currently serving."""
+        """The model currently serving (closed once a reload replaced it)."""
         return self._model
 
     def reload(self, model_path: str | os.PathLike[str]) -> None:
@@ -347,13 +336,20 @@ class Ranker:
         and the error is raised.
         """
         new = self._load(model_path)
+        st = _native.new_status()
         with self._swap:
+            try:
+                _native.check(_native.lib().pf_model_swap(self._handle, new._handle, st), st)
+            except BaseException:
+                new.close()
+                raise
             old, self._model = self._model, new
         old.close()
 
     def close(self) -> None:
         """Release the model (calls in flight finish first) and the
         ``arank`` threads."""
+        self._finalizer()
         self._model.close()
         with self._swap:
             executor, self._executor = self._executor, None
@@ -368,7 +364,7 @@ class Ranker:
 
     def predict(self, X: Any) -> np.ndarray:
         """Raw scores (RawFormulaVal) of a feature matrix, float64 ``(n,)``."""
-        return self._model.predict(X)
+        return _predict(self._handle, X, self._n_features, 1, self._threads)
 
     def rank(
         self,
@@ -419,19 +415,16 @@ class Ranker:
         if features_out is not None:
             _check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
-        model = self._model  # one model per request, whatever reload() does meanwhile
         st = _native.new_status()
         go = ffi.new("int64_t[8]")
         args = (*req.c_args(ffi), self._threads, feats,
                 ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, go, st)
-        handle = model._enter()
-        try:
-            user_handle = req.take_user_handle()
-            t1 = time.perf_counter()
-            code = _native.lib().pf_rank(handle, user_handle, *args)  # consumes the user handle
-            t2 = time.perf_counter()
-        finally:
-            model._exit()
+        # Go acquires the model the handle serves for the whole call: one
+        # model per request, whatever reload() does meanwhile.
+        user_handle = req.take_user_handle()
+        t1 = time.perf_counter()
+        code = _native.lib().pf_rank(self._handle, user_handle, *args)  # consumes the user handle
+        t2 = time.perf_counter()
         _native.check(code, st)
         # Logged after it was served: the log holds exactly the requests that
         # produced a ranking, so training never sees one that serving refused.

@@ -13,21 +13,9 @@ from typing import Any, NoReturn
 
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
-ABI_VERSION = 4
-
 _HERE = Path(__file__).resolve().parent
 _HEADER = _HERE / "_lib" / "pyfeat.h"
 _LIBRARY = _HERE / "_lib" / "libpyfeat.so"
-
-PF_OK = 0
-PF_INPUT_ERROR = 1
-PF_TYPE_ERROR = 2
-PF_ARGUMENT_ERROR = 3
-PF_MODEL_ERROR = 4
-PF_INTERNAL_ERROR = 5
-POSITION_USER = -1
-POSITION_NONE = -2
-
 
 def _make_ffi() -> Any:
     try:
@@ -45,6 +33,22 @@ def _make_ffi() -> Any:
 
 
 ffi = _make_ffi()
+
+# pyfeat.h's #define constants, read through cffi: the header is their only
+# definition. dlopen(None) resolves no symbol of the Go library (it is not
+# loaded here); constants need none.
+_header = ffi.dlopen(None)
+ABI_VERSION: int = _header.PF_ABI_VERSION
+PF_OK: int = _header.PF_OK
+
+# Each status code's exception; position and key go to the input errors.
+_EXCEPTIONS: dict[int, type[Exception]] = {
+    _header.PF_INPUT_ERROR: InputError,
+    _header.PF_TYPE_ERROR: InputTypeError,
+    _header.PF_ARGUMENT_ERROR: ValueError,
+    _header.PF_MODEL_ERROR: ModelError,
+    _header.PF_INTERNAL_ERROR: InternalError,
+}
 
 _lock = threading.Lock()
 _lib: Any = None
@@ -119,17 +123,12 @@ def raise_status(st: Any) -> NoReturn:
     message = ffi.string(st.message).decode("utf-8", "replace")
     key = ffi.string(st.key).decode("utf-8", "replace")
     position = st.position if st.position >= 0 else None
-    if code == PF_INPUT_ERROR:
-        raise InputError(message, position, key)
-    if code == PF_TYPE_ERROR:
-        raise InputTypeError(message, position, key)
-    if code == PF_ARGUMENT_ERROR:
-        raise ValueError(message)
-    if code == PF_MODEL_ERROR:
-        raise ModelError(message)
-    if code == PF_INTERNAL_ERROR:
-        raise InternalError(message)
-    raise PyfeatError(f"unknown status {code}: {message}")
+    exc = _EXCEPTIONS.get(code)
+    if exc is None:
+        raise PyfeatError(f"unknown status {code}: {message}")
+    if issubclass(exc, InputError):
+        raise exc(message, position, key)
+    raise exc(message)
 
 
 def begin_user(user: bytes) -> int:

@@ -1,17 +1,17 @@
 package serving
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"time"
+
+	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // ErrProfiling is returned when a CPU profile is already being taken.
-var ErrProfiling = errors.New("a Go CPU profile is already being taken in this process")
+var ErrProfiling error = &pferr.Argument{Msg: "a Go CPU profile is already being taken in this process"}
 
 var profiling sync.Mutex
 
@@ -29,7 +29,7 @@ var profiling sync.Mutex
 // that also uses ITIMER_PROF/SIGPROF cannot run at the same time.
 func CPUProfile(path string, d time.Duration) error {
 	if d <= 0 {
-		return fmt.Errorf("the profile's duration must be > 0, got %v", d)
+		return pferr.Argumentf("the profile's duration must be > 0, got %v", d)
 	}
 	if !profiling.TryLock() {
 		return ErrProfiling
@@ -37,7 +37,7 @@ func CPUProfile(path string, d time.Duration) error {
 	defer profiling.Unlock()
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return pferr.Argumentf("cannot write the profile: %v", err)
 	}
 	done := false
 	defer func() {
@@ -47,15 +47,15 @@ func CPUProfile(path string, d time.Duration) error {
 		}
 	}()
 	if err := pprof.StartCPUProfile(tmp); err != nil {
-		return fmt.Errorf("%w (%v)", ErrProfiling, err)
+		return pferr.Argumentf("%v (%v)", ErrProfiling, err)
 	}
 	time.Sleep(d)
 	pprof.StopCPUProfile()
 	if err := tmp.Close(); err != nil {
-		return err
+		return pferr.Argumentf("cannot write the profile: %v", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
+		return pferr.Argumentf("cannot write the profile: %v", err)
 	}
 	done = true
 	return nil

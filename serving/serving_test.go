@@ -2,6 +2,7 @@ package serving
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,8 +43,8 @@ func (m *constModel) PredictRaw(x []float32, n int, out []float64, threads int) 
 	return nil
 }
 
-func TestRegistryCloseWaitsForUsers(t *testing.T) {
-	r := NewRegistry()
+func TestCloseWaitsForUsers(t *testing.T) {
+	r := NewModels()
 	var wg sync.WaitGroup
 	for round := 0; round < 50; round++ {
 		m := &constModel{nf: 2, dims: 1, w: 1}
@@ -53,7 +54,7 @@ func TestRegistryCloseWaitsForUsers(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for k := 0; k < 20; k++ {
-					mm, release, err := r.Acquire(h)
+					ref, err := r.Acquire(h)
 					if err != nil {
 						if !errors.Is(err, ErrUnknownHandle) {
 							t.Error(err)
@@ -61,8 +62,8 @@ func TestRegistryCloseWaitsForUsers(t *testing.T) {
 						return
 					}
 					out := make([]float64, 1)
-					_ = mm.PredictRaw([]float32{1, 2}, 1, out, 1)
-					release()
+					_ = ref.Model().PredictRaw([]float32{1, 2}, 1, out, 1)
+					ref.Release()
 				}
 			}()
 		}
@@ -79,6 +80,80 @@ func TestRegistryCloseWaitsForUsers(t *testing.T) {
 	}
 	if r.Len() != 0 {
 		t.Fatalf("%d handles leaked", r.Len())
+	}
+}
+
+// A handle swapped to another model while eight goroutines acquire it:
+// every acquire succeeds and gets a model that stays open until released
+// (constModel panics when used after Close), and every model is closed once
+// nothing holds it.
+func TestSwapWhileAcquiring(t *testing.T) {
+	r := NewModels()
+	first := &constModel{nf: 2, dims: 1, w: 1}
+	loaded := r.Add(first)
+	serving, err := r.Share(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(loaded); err != nil {
+		t.Fatal(err)
+	}
+	if first.closed.Load() {
+		t.Fatal("model closed while the shared handle still holds it")
+	}
+	all := []*constModel{first}
+	var stop atomic.Bool
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := make([]float64, 1)
+			for !stop.Load() {
+				ref, err := r.Acquire(serving)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := ref.Model().PredictRaw([]float32{1, 2}, 1, out, 1); err != nil {
+					t.Error(err)
+				}
+				ref.Release()
+				calls.Add(1)
+				runtime.Gosched() // the swapping goroutine gets its turn
+			}
+		}()
+	}
+	for k := 0; k < 400; k++ {
+		for seen := calls.Load(); calls.Load() < seen+8; {
+			runtime.Gosched() // let some calls run with each model
+		}
+		m := &constModel{nf: 2, dims: 1, w: float64(k)}
+		all = append(all, m)
+		h := r.Add(m)
+		if err := r.Swap(serving, h); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if err := r.Close(serving); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range all {
+		if !m.closed.Load() {
+			t.Fatalf("model %d of %d never closed", i, len(all))
+		}
+	}
+	if r.Len() != 0 || calls.Load() == 0 {
+		t.Fatalf("%d handles left, %d calls", r.Len(), calls.Load())
+	}
+	if err := r.Swap(serving, serving); !errors.Is(err, ErrUnknownHandle) {
+		t.Fatalf("swap into a closed handle: %v", err)
 	}
 }
 

@@ -152,14 +152,3 @@ def test_rss_flat_over_100k_calls():
     print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB ({growth:+.2%}) over 100,000 calls")
     assert growth < 0.05
 
-
-def test_go_panic_becomes_a_python_exception():
-    from pyfeat import _native
-
-    st = _native.new_status()
-    code = _native.lib().pf_selftest_panic(st)
-    assert code == _native.PF_INTERNAL_ERROR
-    with pytest.raises(pyfeat.InternalError, match="internal error.*nil map"):
-        _native.raise_status(st)
-    # the process and the library are still fine
-    assert pyfeat.FeatureEngine().compute(base_user(), [base_item()]).shape[0] == 1

@@ -8,7 +8,9 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -343,6 +345,46 @@ def test_reload_while_eight_threads_rank(world, model_paths):
     assert ranker.rank(*args).scores.size == 1500
     ranker.close()
 
+
+
+def test_reload_never_fails_a_request(world, model_paths):
+    """16 threads rank while the model is reloaded 400 times, with the GIL
+    handed over every microsecond so that a reload lands between any two
+    bytecodes of a request: Go acquires the model a request uses, so none
+    fails (the window between reading the model and using it is gone)."""
+    req = world.request(32, 64)
+    args = (req.user_blob, req.item_blobs, req.candidates)
+    ranker = pyfeat.Ranker(model_paths[0])
+    stop = threading.Event()
+    failures: list[str] = []
+    served = [0] * 16
+
+    def serve(i):
+        while not stop.is_set():
+            try:
+                ranker.rank(*args)
+            except Exception as e:  # any failed request fails the test
+                failures.append(repr(e))
+            served[i] += 1
+
+    saved = sys.getswitchinterval()
+    threads = [threading.Thread(target=serve, args=(i,)) for i in range(16)]
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        for k in range(400):
+            ranker.reload(model_paths[(k + 1) % 2])
+            assert time.monotonic() < deadline, f"{k} reloads in 120 s"
+    finally:
+        stop.set()
+        sys.setswitchinterval(saved)
+        for t in threads:
+            t.join(timeout=60)
+    assert not failures, f"{len(failures)} of {sum(served)} requests failed: {failures[:3]}"
+    assert all(served), served
+    ranker.close()
 
 # ---- capi backend against the test double --------------------------------
 

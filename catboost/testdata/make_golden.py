@@ -10,7 +10,7 @@ Usage, from the repository root:
 
     .venv/bin/python catboost/testdata/make_golden.py [--out DIR]
 
-DIR defaults to tests/fixtures/catboost. Files per case NAME:
+DIR defaults to catboost/testdata, next to the tests that read them. Files per case NAME:
 
     NAME.json          model, save_model(format="json"), byte for byte
     NAME.cbm           the same model, save_model(format="cbm")
@@ -123,9 +123,8 @@ def same_bits(a, b):
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(repo, "tests", "fixtures", "catboost"))
+    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
