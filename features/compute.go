@@ -22,6 +22,10 @@ type worker struct {
 	staged []stagedItem
 	rows   []float32 // Block rows, when the caller gave no output
 	times  workerTimes
+	// The item whose row is computed next and its title's tokens: item and
+	// tok, or a cached record's own (read only: it is shared).
+	it *Item
+	tk *tokenizer
 }
 
 // Threads resolves a thread count: <= 0 means all cores Go may use.
@@ -277,6 +281,7 @@ func (s *computeState) work(g int) {
 		}
 		// The worker outlives the call: drop the slices of the caller's buffer.
 		w.item.Title = nil
+		w.it, w.tk = nil, nil
 		clear(w.staged)
 		w.staged = w.staged[:0]
 		workers.put(w)
@@ -311,10 +316,8 @@ func (s *computeState) work(g int) {
 				ti = time.Now()
 			}
 			if d := s.items.Decoded; d != nil {
-				// Decoded already: the fields and the title's tokens are
-				// copied into the worker's own scratch (the record is shared).
-				w.item = d[i].Item
-				w.tok.copyFrom(&d[i].tok)
+				// Decoded already (a cache's record, shared): read in place.
+				w.it, w.tk = &d[i].Item, &d[i].tok
 			} else if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
 				err.Position = i
 				if s.errs[g] == nil {
@@ -322,6 +325,8 @@ func (s *computeState) work(g int) {
 				}
 				s.failed.Store(true)
 				return
+			} else {
+				w.it, w.tk = &w.item, &w.tok
 			}
 			if sample {
 				now := time.Now()
@@ -329,7 +334,7 @@ func (s *computeState) work(g int) {
 				ti = now
 			}
 			if r == nil {
-				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
+				w.staged = append(w.staged, stagedItem{pos: i, item: *w.it})
 				continue
 			}
 			r.row(w, i, s.c, s.rowOf(w, i))
@@ -367,6 +372,7 @@ func (s *computeState) flush(w *worker, g int, r *Request, current int) {
 			st := &w.staged[k]
 			w.item = st.item
 			w.tok.split(w.item.Title)
+			w.it, w.tk = &w.item, &w.tok
 			r.row(w, st.pos, s.c, s.rowOf(w, st.pos))
 		}
 		if start != current {

@@ -101,13 +101,6 @@ func (t *tokenizer) split(s []byte) bool {
 
 func (t *tokenizer) n() int { return len(t.ends) }
 
-// copyFrom makes t a copy of o, in t's own buffers.
-func (t *tokenizer) copyFrom(o *tokenizer) {
-	t.buf = append(t.buf[:0], o.buf...)
-	t.ends = append(t.ends[:0], o.ends...)
-	t.runes = o.runes
-}
-
 func (t *tokenizer) token(i int) []byte {
 	start := 0
 	if i > 0 {

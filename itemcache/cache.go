@@ -292,8 +292,10 @@ func (c *Cache) evict() {
 }
 
 func (c *Cache) ghostAdd(id int64) {
-	// The ghost remembers about as many ids as the main queue holds records.
-	if want := max(c.main.n, 1024); want != c.ghost.size {
+	// The ghost remembers about as many ids as the main queue holds
+	// records; resized only when that is off by half (a resize rebuilds the
+	// set, and the main queue's length changes with every eviction).
+	if want := max(c.main.n, 1024); want > c.ghost.size*3/2 || want < c.ghost.size/2 {
 		c.resizeGhost(want)
 	}
 	c.ghost.add(id)

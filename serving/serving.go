@@ -80,24 +80,82 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 		t0 = time.Now()
 		defer func() { tm.TopK = int64(time.Since(t0)) }()
 	}
-	for i := range idx {
-		idx[i] = int64(i)
+	top := topK(raw, idx, k)
+	for i, j := range top {
+		order[i] = j
+		scores[i] = raw[j]
 	}
-	slices.SortStableFunc(idx, func(a, b int64) int {
+	return nil
+}
+
+// topK returns the indices of the k best scores, best first: descending,
+// NaN last, ties in input order. The order is total (the index breaks
+// ties), so any correct selection gives the same answer; for k well below
+// n a bounded heap (n log k) replaces sorting all n. idx is scratch of
+// len(raw).
+func topK(raw []float64, idx []int64, k int) []int64 {
+	// before(a, b) < 0 when a ranks before b.
+	before := func(a, b int64) int {
 		sa, sb := raw[a], raw[b]
 		an, bn := math.IsNaN(sa), math.IsNaN(sb)
 		switch {
 		case an || bn:
-			return cmp.Compare(b2i(an), b2i(bn)) // NaN last
-		default:
+			if an != bn {
+				return cmp.Compare(b2i(an), b2i(bn)) // NaN last
+			}
+		case sa != sb:
 			return cmp.Compare(sb, sa) // descending
 		}
-	})
-	for i := 0; i < k; i++ {
-		order[i] = idx[i]
-		scores[i] = raw[idx[i]]
+		return cmp.Compare(a, b) // ties: input order
 	}
-	return nil
+	n := len(raw)
+	if k == 0 {
+		return idx[:0]
+	}
+	if k*4 >= n {
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		slices.SortFunc(idx, before)
+		return idx[:k]
+	}
+	// A heap of the k best so far, the worst of them at the root.
+	h := idx[:0]
+	down := func(i int) {
+		for {
+			w, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && before(h[l], h[w]) > 0 {
+				w = l
+			}
+			if r < len(h) && before(h[r], h[w]) > 0 {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := 0; i < n; i++ {
+		j := int64(i)
+		if len(h) < k {
+			h = append(h, j)
+			for c := len(h) - 1; c > 0; { // up
+				p := (c - 1) / 2
+				if before(h[c], h[p]) <= 0 {
+					break
+				}
+				h[c], h[p] = h[p], h[c]
+				c = p
+			}
+		} else if before(j, h[0]) < 0 {
+			h[0] = j
+			down(0)
+		}
+	}
+	slices.SortFunc(h, before)
+	return h
 }
 
 func b2i(b bool) int {
