@@ -287,6 +287,14 @@ func (s *computeState) work(g int) {
 		workers.put(w)
 	}()
 	r := s.req.Load()
+	if r == nil && s.items.Decoded != nil {
+		// Records decoded already leave nothing to do before the user
+		// context is ready: staging them would only split their titles again.
+		<-s.done
+		if r = s.req.Load(); r == nil {
+			return // the preparation failed
+		}
+	}
 	// Blocks are claimed in increasing order and a worker finishes the block
 	// it holds, so once an input error is seen every lower position has been
 	// checked: the lowest error found is the first overall.
