@@ -20,9 +20,11 @@ def profile(path: str | os.PathLike[str], seconds: float = 30.0) -> Path:
     Python is not disturbed: Go samples with SIGPROF, a signal Python does
     not use, only while the profile runs, and restores the previous handler
     afterwards; SIGINT and the other signals stay Python's, and py-spy,
-    which reads the process from outside, can record at the same time. Time
-    spent on Python's threads shows in the profile as ``_ExternalCode``. Do
-    not combine it with an in-process profiler that uses SIGPROF itself.
+    which reads the process from outside, can record at the same time. The
+    profile samples every thread of the process: time on Python's threads
+    shows as ``[libpython3.x.so]`` and ``[libc.so.6]`` (no Python function
+    names: those are py-spy's side). Do not combine it with an in-process
+    profiler that uses SIGPROF itself.
 
     Raises ValueError if a profile is already running in the process.
     """

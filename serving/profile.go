@@ -24,7 +24,8 @@ var profiling sync.Mutex
 // that was there before (SIG_IGN when there was none: a SIGPROF still in
 // flight must not kill the process). Other signals are not touched, so
 // SIGINT still reaches Python; SIGPROF ticks that land on threads Go does
-// not own (Python's) are counted as "_ExternalCode". Tools that read the
+// not own (Python's) are recorded by the library their PC is in
+// ("[libpython3.11.so]", "[libc.so.6]"). Tools that read the
 // process from outside (py-spy) are unaffected; an in-process profiler
 // that also uses ITIMER_PROF/SIGPROF cannot run at the same time.
 func CPUProfile(path string, d time.Duration) error {

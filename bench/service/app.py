@@ -8,6 +8,7 @@ GET /feed?user=<user_id>&req=<i>
     3. returns the top 100: {"req": i, "items": [item ids], "scores": [raw scores]}.
 GET /health -> {"mode", "pid", "ready"}
 GET /stats -> the mode's counters (pyfeat+cache: the item cache's)
+GET /go-profile?seconds=S&path=P -> pyfeat modes: pyfeat.profile(P, S)
 
 Listens on 127.0.0.1 only. Started by the harness as
 ``python bench/service/serve.py --mode MODE --port P --redis-port R``.
@@ -55,6 +56,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"mode": request.app["mode"].name, "pid": os.getpid(), "ready": True})
 
 
+async def go_profile(request: web.Request) -> web.Response:
+    """pyfeat modes: a Go CPU profile of this process for ?seconds=, written
+    to ?path= (what bench/profile.py takes while py-spy records)."""
+    import pyfeat
+
+    seconds, path = float(request.query["seconds"]), request.query["path"]
+    await asyncio.to_thread(pyfeat.profile, path, seconds)
+    return web.json_response({"path": path})
+
+
 async def stats(request: web.Request) -> web.Response:
     """The mode's own counters (pyfeat+cache: the item cache's)."""
     mode = request.app["mode"]
@@ -66,6 +77,8 @@ def make_app(mode_name: str, redis_port: int, model_cbm: str, model_json: str) -
     app.router.add_get("/feed", feed)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
+    if mode_name.startswith("pyfeat"):
+        app.router.add_get("/go-profile", go_profile)
 
     async def on_startup(app):
         app["admission"] = asyncio.Semaphore(common.IN_FLIGHT)
