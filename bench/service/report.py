@@ -219,7 +219,8 @@ def markdown(res: dict) -> str:
         L.append("")
     rc = res.get("redis_cpu_ms_per_request")
     if rc:
-        L.append("Redis server CPU per request (not counted above, the same work in every mode): "
+        L.append("Redis server CPU per request (not counted above; the same work in every mode but pyfeat+cache, "
+                 "which reads only the missing records): "
                  + ", ".join(f"{k} {_ms(v)} ms" for k, v in rc.items()) + ". Load generator CPU per request: "
                  + ", ".join(f"{k} {_ms(v)} ms" for k, v in res.get("loadgen_cpu_ms_per_request", {}).items()) + ".")
     return "\n".join(L) + "\n"
