@@ -113,7 +113,7 @@ def memory_scaling(ns, redis_port, requests, refs, users, stream, stream_users, 
             row = dict(threads=n, mode=m)
             try:
                 s.wait_ready(timeout=600)
-                for q, (X, sc), u in list(zip(requests, refs, users))[:2]:
+                for q, (_X, sc), u in list(zip(requests, refs, users))[:2]:
                     got = s.get(q.rid, u)
                     ok, why, _ = common.compare_ranking(got["items"], got["scores"], q.item_ids, sc)
                     if not ok:
@@ -280,7 +280,7 @@ def main() -> int:
             # The cached mode twice: from a cold cache (every record read
             # from Redis), then from a warm one (every record cached).
             checks = list(zip(requests, refs, users)) * (2 if m == "pyfeat+cache" else 1)
-            for q, (X, sc), u in checks:
+            for q, (_X, sc), u in checks:
                 try:
                     got = s.get(q.rid, u)
                 except Exception as e:
@@ -431,15 +431,15 @@ def main() -> int:
         for other in ("python+ppe", "python"):
             if other not in ok:
                 continue
-            O = svc[other]
+            Q = svc[other]
             res["ratios"][other] = dict(
-                p50={str(x["concurrency"]): y["p50_ms"] / x["p50_ms"] for x, y in zip(P["levels"], O["levels"])},
-                p99_max=O["levels"][-1]["p99_ms"] / P["levels"][-1]["p99_ms"],
-                cpu=O["cpu_ms_per_request"] / P["cpu_ms_per_request"],
-                rss=O["peak_rss_mb"] / P["peak_rss_mb"],
-                pss=O["peak_pss_mb"] / P["peak_pss_mb"],
-                rss_first_level=O["peak_rss_first_level_mb"] / P["peak_rss_first_level_mb"],
-                throughput=max(x["throughput"] for x in P["levels"]) / max(x["throughput"] for x in O["levels"]),
+                p50={str(x["concurrency"]): y["p50_ms"] / x["p50_ms"] for x, y in zip(P["levels"], Q["levels"])},
+                p99_max=Q["levels"][-1]["p99_ms"] / P["levels"][-1]["p99_ms"],
+                cpu=Q["cpu_ms_per_request"] / P["cpu_ms_per_request"],
+                rss=Q["peak_rss_mb"] / P["peak_rss_mb"],
+                pss=Q["peak_pss_mb"] / P["peak_pss_mb"],
+                rss_first_level=Q["peak_rss_first_level_mb"] / P["peak_rss_first_level_mb"],
+                throughput=max(x["throughput"] for x in P["levels"]) / max(x["throughput"] for x in Q["levels"]),
             )
     t = {}
     r = res["ratios"].get("python+ppe")

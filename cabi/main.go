@@ -132,7 +132,8 @@ func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 func pf_compute(userHandle C.int64_t,
 	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, out *C.float, outLen C.int64_t, timings *C.int64_t, st *C.pf_status) (code C.int32_t) {
+	threads C.int32_t, out *C.float, outLen C.int64_t, itemIDs *C.int64_t, timings *C.int64_t,
+	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_compute")
 	its, done, err := requestItems(blob, offsets, n, lookup)
@@ -146,7 +147,7 @@ func pf_compute(userHandle C.int64_t,
 	}
 	defer done()
 	return setStatus(st, svc.Compute(int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), view[float32](out, outLen), stagesOut(timings)))
+		int(threads), view[float32](out, outLen), view[int64](itemIDs, n), stagesOut(timings)))
 }
 
 //export pf_model_load

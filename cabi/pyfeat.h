@@ -2,7 +2,9 @@
  *
  * This header is the single declaration of the ABI: cgo compiles the exports
  * against it (a signature that drifts fails the build) and the Python binding
- * reads it for cffi (lines starting with '#' are skipped there).
+ * reads it for cffi (of the preprocessor lines, only the PF_ integer
+ * constants are kept there). The process model behind it: DESIGN.md,
+ * "Process model".
  *
  * Conventions:
  * - Every function returns a status code, PF_OK (0) on success, and on
@@ -77,6 +79,8 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
  * out: n_items x pf_num_features() float32, row-major, out_len floats.
+ * item_ids: NULL, or n_items int64 to receive each record's "id" (the
+ *   decoder reads it anyway; the caller need not decode the records).
  * timings: NULL, or PF_STAGES int64 receiving where the call's time went
  *   (nanoseconds; see PF_STAGE_*). */
 #define PF_STAGES 8
@@ -91,7 +95,8 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
 int32_t pf_compute(int64_t user_handle,
                    uint8_t* items, int64_t* offsets, int64_t n_items, int64_t lookup,
                    int64_t* source, double* source_score, int64_t* source_rank,
-                   int32_t threads, float* out, int64_t out_len, int64_t* timings, pf_status* st);
+                   int32_t threads, float* out, int64_t out_len, int64_t* item_ids, int64_t* timings,
+                   pf_status* st);
 
 /* ---- models ------------------------------------------------------------
  * backend: "native" (CatBoost JSON export, evaluated in Go) or "capi"

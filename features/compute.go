@@ -45,7 +45,7 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 	if err := checkOutput(items, out, nil); err != nil {
 		return err
 	}
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil)
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -105,11 +105,11 @@ const Block = 128
 func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
 	p := start(requests.get(), userBlob, false) // prepared by the calling goroutine, in compute
 	defer p.Close()
-	return ComputeBlocksFrom(p, items, c, threads, out, sink)
+	return ComputeBlocksFrom(p, items, c, threads, out, nil, sink)
 }
 
-func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, sink BlockSink,
-	tm *Timings) error {
+func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, ids []int64,
+	sink BlockSink, tm *Timings) error {
 	if tm != nil {
 		t0 := time.Now()
 		defer func() { tm.Wall = int64(time.Since(t0)) }()
@@ -123,7 +123,7 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 		return err
 	}
 	workers := min(Threads(threads), (n+Block-1)/Block)
-	s := &computeState{items: items, c: c, out: out, sink: sink, n: n, done: make(chan struct{}), tm: tm,
+	s := &computeState{items: items, c: c, out: out, ids: ids, sink: sink, n: n, done: make(chan struct{}), tm: tm,
 		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
@@ -207,6 +207,7 @@ type computeState struct {
 	items Items
 	c     *Candidates
 	out   []float32 // nil: rows go to each worker's scratch
+	ids   []int64   // nil: the caller does not want the item ids
 	sink  BlockSink // nil: none
 	n     int
 	tm    *Timings // nil: not timed
@@ -340,6 +341,9 @@ func (s *computeState) work(g int) {
 				now := time.Now()
 				w.times.sampledDecode += int64(now.Sub(ti))
 				ti = now
+			}
+			if s.ids != nil {
+				s.ids[i] = w.it.ID
 			}
 			if r == nil {
 				w.staged = append(w.staged, stagedItem{pos: i, item: *w.it})

@@ -47,7 +47,7 @@ func TestDecodeItemRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var it Item
-			err := DecodeItem(c.blob, &it)
+			err := decodeItemAlone(c.blob, &it)
 			if err == nil {
 				t.Fatalf("accepted %x", c.blob)
 			}
@@ -62,14 +62,14 @@ func TestDecodeItemRejects(t *testing.T) {
 func TestDecodeItemOptional(t *testing.T) {
 	var it Item
 	rec := with(with(with(baseItem(), "old_price", nil), "unknown_key", kv{{"nested", []any{1, "x"}}}), "photos", 3)
-	if err := DecodeItem(pack(t, rec), &it); err != nil {
+	if err := decodeItemAlone(pack(t, rec), &it); err != nil {
 		t.Fatal(err)
 	}
 	if !math.IsNaN(it.OldPrice) || it.Photos != 3 || it.ID != 42 || string(it.Title) != "Диван угловой IKEA" {
 		t.Fatalf("decoded %+v", it)
 	}
 	// price may be an int
-	if err := DecodeItem(pack(t, with(baseItem(), "price", 0)), &it); err != nil || it.Price != 0 {
+	if err := decodeItemAlone(pack(t, with(baseItem(), "price", 0)), &it); err != nil || it.Price != 0 {
 		t.Fatalf("int price: %v %v", err, it.Price)
 	}
 }
@@ -98,7 +98,7 @@ func TestDecodeUserRejects(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := DecodeUser(pack(t, c.rec))
+			_, err := decodeUser(pack(t, c.rec))
 			var ie *InputError
 			if !errors.As(err, &ie) {
 				t.Fatalf("got %v, want an InputError", err)
@@ -177,10 +177,10 @@ func TestDecodeItemEncodingsAgree(t *testing.T) {
 		"photos", 200), "views_total", 70000), "description_len", 12), "seller_is_company", true), "lat", 55)
 	for _, r := range []kv{rec, with(rec, "condition", "new"), with(rec, "vas", "")} {
 		var fast, wide Item
-		if err := DecodeItem(pack(t, r), &fast); err != nil {
+		if err := decodeItemAlone(pack(t, r), &fast); err != nil {
 			t.Fatal(err)
 		}
-		if err := DecodeItem(wideRecord(r), &wide); err != nil {
+		if err := decodeItemAlone(wideRecord(r), &wide); err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprintf("%+v", fast) != fmt.Sprintf("%+v", wide) {
@@ -188,10 +188,10 @@ func TestDecodeItemEncodingsAgree(t *testing.T) {
 		}
 	}
 	var it Item
-	if err := DecodeItem(wideRecord(with(baseItem(), "condition", "mint")), &it); err == nil || err.Key != "condition" {
+	if err := decodeItemAlone(wideRecord(with(baseItem(), "condition", "mint")), &it); err == nil || err.Key != "condition" {
 		t.Fatalf("want a condition error, got %v", err)
 	}
-	if err := DecodeItem(wideRecord(with(baseItem(), "vas", "x9")), &it); err == nil || err.Key != "vas" {
+	if err := decodeItemAlone(wideRecord(with(baseItem(), "vas", "x9")), &it); err == nil || err.Key != "vas" {
 		t.Fatalf("want a vas error, got %v", err)
 	}
 }

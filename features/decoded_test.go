@@ -39,7 +39,7 @@ func TestDecodedRecordsGiveTheSameFeatures(t *testing.T) {
 			}
 			got := make([]float32, len(want))
 			var tm Timings
-			if err := compute(prep, dec, nil, tc.threads, got, nil, &tm); err != nil {
+			if err := compute(prep, dec, nil, tc.threads, got, nil, nil, &tm); err != nil {
 				t.Fatal(err)
 			}
 			for i := range got {
@@ -73,7 +73,7 @@ func TestTimingsCoverTheCall(t *testing.T) {
 	p := Begin(user, false)
 	defer p.Close()
 	t0 := time.Now()
-	if err := ComputeBlocksTimed(p, items, nil, 1, out, sink, &tm); err != nil {
+	if err := ComputeBlocksTimed(p, items, nil, 1, out, nil, sink, &tm); err != nil {
 		t.Fatal(err)
 	}
 	wall := time.Since(t0)
@@ -101,7 +101,7 @@ func BenchmarkStages(b *testing.B) {
 					tm = new(Timings)
 				}
 				p := Begin(user, false)
-				if err := ComputeBlocksTimed(p, items, nil, 1, out, nil, tm); err != nil {
+				if err := ComputeBlocksTimed(p, items, nil, 1, out, nil, nil, tm); err != nil {
 					b.Fatal(err)
 				}
 				p.Close()

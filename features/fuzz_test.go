@@ -27,14 +27,14 @@ func FuzzDecodeItem(f *testing.F) {
 	seedCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var it Item
-		_ = DecodeItem(b, &it)
+		_ = decodeItemAlone(b, &it)
 	})
 }
 
 func FuzzDecodeUser(f *testing.F) {
 	seedCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := DecodeUser(b)
+		_, err := decodeUser(b)
 		var ie *InputError
 		if err != nil && !errors.As(err, &ie) {
 			t.Fatalf("non-input error %T: %v", err, err)

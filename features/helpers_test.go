@@ -104,3 +104,31 @@ func without(r kv, k string) kv {
 func sameFloat32(a, b float32) bool {
 	return a == b || (math.IsNaN(float64(a)) && math.IsNaN(float64(b)))
 }
+
+// decodeItemAlone decodes one item record, its title split into a
+// tokenizer of its own.
+func decodeItemAlone(b []byte, it *Item) *InputError {
+	var t tokenizer
+	return decodeItem(b, it, &t)
+}
+
+// decodeUser decodes a user context; errors carry Position UserPosition.
+func decodeUser(b []byte) (*User, error) {
+	u := new(User)
+	if err := decodeUserInto(b, u); err != nil {
+		err.Position = UserPosition
+		return nil, err
+	}
+	return u, nil
+}
+
+// tokenize returns the lowercase tokens of s (see tokenize.go's rule).
+func tokenize(s string) []string {
+	var t tokenizer
+	t.split([]byte(s))
+	out := make([]string, t.n())
+	for i := range out {
+		out[i] = string(t.token(i))
+	}
+	return out
+}

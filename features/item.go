@@ -88,16 +88,11 @@ func resetItem(it *Item) {
 	}
 }
 
-// DecodeItem decodes one item record from MessagePack into it. Unknown keys
-// are skipped; a nil value for an optional key counts as absent. The returned
-// error's Position is left for the caller to set.
-func DecodeItem(b []byte, it *Item) *InputError {
-	var t tokenizer
-	return decodeItem(b, it, &t)
-}
-
-// decodeItem is DecodeItem that also splits the title into tok: the split
-// validates the UTF-8 on the way, so the title is read once, not twice.
+// decodeItem decodes one item record from MessagePack into it, and splits
+// the title into tok: the split validates the UTF-8 on the way, so the title
+// is read once, not twice. Unknown keys are skipped; a nil value for an
+// optional key counts as absent. The returned error's Position is left for
+// the caller to set.
 func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 	resetItem(it)
 	n, b, err := readMapHeader(b, "")

@@ -81,19 +81,24 @@ func (p *Pending) Close() {
 }
 
 // ComputeBlocksFrom is ComputeBlocks for a user context started with Begin.
-// The caller still closes p.
-func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink) error {
-	return ComputeBlocksTimed(p, items, c, threads, out, sink, nil)
+// ids, if not nil, receives each item's id (len(ids) == items.Len()): the
+// caller need not decode the records again to know them. The caller still
+// closes p.
+func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, sink BlockSink) error {
+	return ComputeBlocksTimed(p, items, c, threads, out, ids, sink, nil)
 }
 
 // ComputeBlocksTimed is ComputeBlocksFrom that fills tm (when not nil)
 // with where the time went.
-func ComputeBlocksTimed(p *Pending, items Items, c *Candidates, threads int, out []float32, sink BlockSink,
-	tm *Timings) error {
+func ComputeBlocksTimed(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64,
+	sink BlockSink, tm *Timings) error {
 	if err := checkOutput(items, out, sink); err != nil {
 		return err
 	}
-	return compute(p.prepare, items, c, threads, out, sink, tm)
+	if ids != nil && len(ids) != items.Len() {
+		return pferr.Argumentf("ids has %d entries for %d items", len(ids), items.Len())
+	}
+	return compute(p.prepare, items, c, threads, out, ids, sink, tm)
 }
 
 func checkOutput(items Items, out []float32, sink BlockSink) error {

@@ -19,7 +19,8 @@ func TestPending(t *testing.T) {
 		p := Begin(buf, async)
 		clear(buf) // Begin copied it: the caller's buffer may change
 		got := make([]float32, len(want))
-		err := ComputeBlocksFrom(p, items, nil, 2, got, nil)
+		ids := make([]int64, items.Len())
+		err := ComputeBlocksFrom(p, items, nil, 2, got, ids, nil)
 		p.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -29,8 +30,15 @@ func TestPending(t *testing.T) {
 				t.Fatalf("async=%v: value %d differs: %v vs %v", async, i, got[i], want[i])
 			}
 		}
+		var it Item
+		var tok tokenizer
+		for i, id := range ids {
+			if err := decodeItem(items.At(i), &it, &tok); err != nil || it.ID != id {
+				t.Fatalf("item %d: id %d, decoded %d (%v)", i, id, it.ID, err)
+			}
+		}
 		bad := Begin([]byte{0x93, 1, 2, 3}, async) // an array, not a map
-		err = ComputeBlocksFrom(bad, items, nil, 2, got, nil)
+		err = ComputeBlocksFrom(bad, items, nil, 2, got, nil, nil)
 		bad.Close()
 		var ie *InputError
 		if !errors.As(err, &ie) || ie.Position != UserPosition {

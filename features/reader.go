@@ -9,7 +9,7 @@ import (
 )
 
 // The readers below wrap msgp's zero-copy byte readers with the type rules of
-// DESIGN.md: ints are accepted wherever a float is, floats never where an int
+// DESIGN.md, "Inputs": ints are accepted wherever a float is, floats never where an int
 // is, strings must be UTF-8. Each returns the remaining bytes.
 
 // Fast paths: msgp decodes every value, except that the encodings the item

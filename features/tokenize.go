@@ -108,14 +108,3 @@ func (t *tokenizer) token(i int) []byte {
 	}
 	return t.buf[start:t.ends[i]]
 }
-
-// Tokenize returns the lowercase tokens of s (see the rule above).
-func Tokenize(s string) []string {
-	var t tokenizer
-	t.split([]byte(s))
-	out := make([]string, t.n())
-	for i := range out {
-		out[i] = string(t.token(i))
-	}
-	return out
-}

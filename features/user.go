@@ -75,16 +75,6 @@ const MaxNow = 1 << 40
 
 var platforms = map[string]float64{"web": 0, "ios": 1, "android": 2}
 
-// DecodeUser decodes the user context. Errors carry Position UserPosition.
-func DecodeUser(b []byte) (*User, error) {
-	u := new(User)
-	if err := decodeUserInto(b, u); err != nil {
-		err.Position = UserPosition
-		return nil, err
-	}
-	return u, nil
-}
-
 // decodeUserInto decodes into u, reusing the memory of its slices.
 func decodeUserInto(b []byte, u *User) *InputError {
 	nan := math.NaN()

@@ -14,12 +14,11 @@ from ._cache import CachedItems, ItemCache
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from ._profile import profile
+from ._version import __version__
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
 if TYPE_CHECKING:
     from .requestlog import LoggedRequest, LogFormatError, RequestLog, RequestLogWarning, iter_requests
-
-__version__ = "0.1.0"
 
 # The request log is imported on first use: a serving process that does not
 # log requests need not hold its code (half a megabyte of RSS).

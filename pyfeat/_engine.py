@@ -13,10 +13,18 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._cache import CachedItems
-from ._inputs import CandidateArrays, ItemBuffers, Record, candidate_arrays, item_buffers, user_bytes
+from ._inputs import PreparedRequest, Record, check_out, threads_arg
 
-__all__ = ["FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo"]
+__all__ = [
+    "FeatureEngine", "feature_names", "spec_hash", "feature_catalogue", "FeatureInfo", "compute_prepared",
+    "SPEC_HASH_KEY", "FEATURE_NAMES_KEY",
+]
+
+# Metadata keys under which a model (CatBoost user metadata) and a training
+# file (Parquet key-value metadata) record the feature list they were made
+# with: spec_hash(), and feature_names() as JSON.
+SPEC_HASH_KEY = "pyfeat_spec_hash"
+FEATURE_NAMES_KEY = "pyfeat_feature_names"
 
 
 class FeatureInfo(tuple):
@@ -69,18 +77,6 @@ def spec_hash() -> str:
     return _native.ffi.string(buf).decode("ascii")
 
 
-def _threads_arg(threads: int | None) -> int:
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
-    return int(threads)
-
-
-_NO_ITEMS = ItemBuffers(b"", np.zeros(1, dtype=np.int64))
-
 # The C ABI's timings array (pyfeat.h, PF_STAGE_*), and the stages a call's
 # `timings` report, in seconds: "python" is converting the inputs and the
 # outputs on the calling thread; the others are measured in Go.
@@ -122,102 +118,6 @@ def stage_timings(go: Any, python_s: float, extra_wait_s: float = 0.0) -> dict[s
     return t
 
 
-def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:
-    return ffi.NULL if arr is None else ffi.from_buffer(ctype, arr)
-
-
-class PreparedRequest:
-    """A request's inputs converted to the buffers the C ABI takes.
-
-    With ``begin=True`` the user context is handed to Go first, which
-    prepares it on another core while the item records are joined here (a
-    quarter of a millisecond for 3000 records); a call made without it
-    starts the preparation itself. Use it as a context manager when
-    ``begin=True``: leaving it frees a context that no call consumed.
-    """
-
-    __slots__ = ("user", "items", "lookup", "candidates", "_user_handle", "_blob_c")
-
-    def __init__(self, user: Any, items: Any, candidates: Any, *, begin: bool = False, pooled: bool = False) -> None:
-        self.user: bytes = user_bytes(user)
-        self._blob_c: Any = None
-        self._user_handle = _native.begin_user(self.user) if begin else 0
-        try:
-            # An item cache's lookup: the records are in Go already.
-            self.lookup: CachedItems | None = items if isinstance(items, CachedItems) else None
-            # pooled: the records are joined into a reused buffer (no fresh
-            # pages per call), which leaving the context gives back.
-            self.items: ItemBuffers = _NO_ITEMS if self.lookup is not None else item_buffers(items, pooled=pooled)
-            self.candidates: CandidateArrays = candidate_arrays(candidates, self.n)
-        except BaseException:
-            self.discard_user()
-            if hasattr(self, "items"):
-                self.items.release()
-            raise
-
-    @classmethod
-    def from_buffers(cls, user: bytes, items: ItemBuffers, candidates: CandidateArrays) -> PreparedRequest:
-        """A request from buffers already converted (a logged request)."""
-        req = cls.__new__(cls)
-        req.user, req.items, req.candidates, req._user_handle, req.lookup = user, items, candidates, 0, None
-        req._blob_c = None
-        return req
-
-    @property
-    def n(self) -> int:
-        return len(self.lookup) if self.lookup is not None else self.items.n
-
-    def raw_items(self) -> ItemBuffers:
-        """The records' exact bytes (a cache lookup's are copied out of Go)."""
-        if self.lookup is not None and self.items is _NO_ITEMS:
-            self.items = self.lookup.raw()
-        return self.items
-
-    def take_user_handle(self) -> int:
-        """The user context's handle for the call about to be made, which
-        consumes it (started now if it was not begun)."""
-        handle = self._user_handle or _native.begin_user(self.user)
-        self._user_handle = 0
-        return handle
-
-    def discard_user(self) -> None:
-        if self._user_handle:
-            handle, self._user_handle = self._user_handle, 0
-            _native.discard_user(handle)
-
-    def __enter__(self) -> PreparedRequest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.discard_user()
-        if self._blob_c is not None:
-            # Release cffi's hold on a pooled buffer now, not when the call's
-            # frame goes: an exception's traceback keeps the frame alive, and
-            # a memoryview still exported when the garbage collector breaks
-            # that cycle would leave cffi a dangling buffer.
-            _native.ffi.release(self._blob_c)
-            self._blob_c = None
-        self.items.release()
-
-    def c_args(self, ffi: Any) -> tuple[Any, ...]:
-        """Arguments from `items` to `source_rank`, in pf_* order. The cdata
-        objects keep no reference to the arrays: keep self alive meanwhile."""
-        c = self.candidates
-        if self.lookup is not None:
-            items: tuple[Any, ...] = (ffi.NULL, ffi.NULL, len(self.lookup), self.lookup.handle())
-        else:
-            blob = ffi.from_buffer("uint8_t[]", self.items.blob)
-            if self.items.pooled is not None:
-                self._blob_c = blob
-            items = (blob, ffi.from_buffer("int64_t[]", self.items.offsets), self.items.n, 0)
-        return (
-            *items,
-            _ptr(ffi, "int64_t[]", c.source),
-            _ptr(ffi, "double[]", c.source_score),
-            _ptr(ffi, "int64_t[]", c.source_rank),
-        )
-
-
 class FeatureEngine:
     """Computes the feature matrix of a request in Go.
 
@@ -232,7 +132,7 @@ class FeatureEngine:
     """
 
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self.n_features = len(_catalogue())
         self._counters = Counters()
 
@@ -277,7 +177,7 @@ class FeatureEngine:
         """
         t0 = time.perf_counter()
         with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:
-            return compute_prepared(req, self._threads, out, self.n_features, t0, self._counters)
+            return compute_prepared(req, self._threads, out, t0=t0, counters=self._counters)
 
 
 class OutputPool:
@@ -335,18 +235,31 @@ class OutputPool:
 _outputs = OutputPool(keep=2 * (os.cpu_count() or 1) + 2)
 
 
-def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None, n_features: int,
-                     t0: float | None = None, counters: Counters | None = None) -> np.ndarray:
+def compute_prepared(
+    req: PreparedRequest, threads: int = 0, out: np.ndarray | None = None, item_ids: np.ndarray | None = None,
+    *, t0: float | None = None, counters: Counters | None = None,
+) -> np.ndarray:
+    """The feature matrix of a prepared request (threads: 0 for all cores).
+
+    item_ids, an int64 array of one entry per item, receives each record's
+    ``id`` as Go decoded it: a caller that needs them (the dataset builder)
+    does not decode the records a second time.
+    """
     lib = _native.lib()
     ffi = _native.ffi
     n = req.n
+    n_features = len(_catalogue())
     if out is None:
         out = _outputs.empty(n, n_features)
     else:
-        _check_out(out, (n, n_features), np.float32)
+        check_out(out, (n, n_features), np.float32)
+    ids = ffi.NULL
+    if item_ids is not None:
+        check_out(item_ids, (n,), np.int64)
+        ids = ffi.from_buffer("int64_t[]", item_ids)
     st = _native.new_status()
-    go = ffi.new("int64_t[8]")
-    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, go, st)
+    go = ffi.new("int64_t[]", _native.PF_STAGES)
+    args = (*req.c_args(ffi), threads, ffi.from_buffer("float[]", out), out.size, ids, go, st)
     handle = req.take_user_handle()
     t1 = time.perf_counter()
     code = lib.pf_compute(handle, *args)  # consumes the handle
@@ -357,13 +270,3 @@ def compute_prepared(req: PreparedRequest, threads: int, out: np.ndarray | None,
         # crossing of the boundary, and what follows it.
         counters.add(stage_timings(go, (t1 - t0) + (t2 - t1 - go[0] * 1e-9) + (time.perf_counter() - t2)), n)
     return out
-
-
-def _check_out(out: Any, shape: tuple[int, ...], dtype: Any) -> None:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(
-            f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape {shape}, "
-            f"got {out.dtype} {out.shape}"
-        )

@@ -18,16 +18,14 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._engine import Counters, PreparedRequest, _check_out, _threads_arg, feature_names, spec_hash, stage_timings
-from ._inputs import Record
+from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, Counters, feature_names, spec_hash, stage_timings
+from ._inputs import PreparedRequest, Record, check_out, threads_arg
 from .errors import ModelError
 
 __all__ = ["Model", "Ranker", "RankResult", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
 
 
 BACKENDS = ("native", "capi")
-SPEC_HASH_KEY = "pyfeat_spec_hash"
-FEATURE_NAMES_KEY = "pyfeat_feature_names"
 
 
 class RankResult(tuple):
@@ -129,7 +127,7 @@ class Model:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.path = Path(path)
         self.backend = backend
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self._closed = False
         self._handle = self._load(catboost_lib)
         self._finalizer = weakref.finalize(self, _close_handle, self._handle)
@@ -283,7 +281,7 @@ class Ranker:
         self._max_concurrency = max_concurrency or os.cpu_count() or 1
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._backend = backend
-        self._threads = _threads_arg(threads)
+        self._threads = threads_arg(threads)
         self._catboost_lib = catboost_lib
         self._n_features = len(feature_names())
         self._swap = threading.Lock()
@@ -413,10 +411,10 @@ class Ranker:
         ffi = _native.ffi
         feats = ffi.NULL
         if features_out is not None:
-            _check_out(features_out, (n, self._n_features), np.float32)
+            check_out(features_out, (n, self._n_features), np.float32)
             feats = ffi.from_buffer("float[]", features_out)
         st = _native.new_status()
-        go = ffi.new("int64_t[8]")
+        go = ffi.new("int64_t[]", _native.PF_STAGES)
         args = (*req.c_args(ffi), self._threads, feats,
                 ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, go, st)
         # Go acquires the model the handle serves for the whole call: one

@@ -14,7 +14,8 @@ One Parquet file, one row per (request, candidate item), rows in log order
 File metadata (``pyarrow.parquet.read_schema(path).metadata``):
 ``pyfeat_spec_hash`` (``pyfeat.spec_hash()``), ``pyfeat_feature_names`` (JSON
 list), ``pyfeat_label`` (the label definition). Features are computed by the
-same library call as serving, so they are bit-identical to the served ones.
+same library call as serving, so they are bit-identical to the served ones
+(DESIGN.md, "Training files").
 
 Events file
 -----------
@@ -55,9 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 
+from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, compute_prepared
+from ._inputs import threads_arg
 from .errors import InputError, PyfeatError
 from .requestlog import (
     LogFormatError,
@@ -87,8 +89,6 @@ __all__ = [
 
 LABELS = {"click": 1, "contact": 2}
 LABEL_DEFINITION = "0 no event, 1 click, 2 contact (strongest event of the (request_id, item_id) pair)"
-SPEC_HASH_KEY = "pyfeat_spec_hash"
-FEATURE_NAMES_KEY = "pyfeat_feature_names"
 LABEL_KEY = "pyfeat_label"
 ID_COLUMNS = ("request_id", "item_id", "label")
 _ID_LEN = 36  # canonical UUID string
@@ -289,74 +289,12 @@ def _first_bad_line(path: str) -> str:
 
 # ---------------------------------------------------------------------- worker
 
-_engine: Any = None
+_threads = 0  # goroutines per call in this worker, 0 for all cores
 
 
 def _worker_init(threads: int | None) -> None:
-    global _engine
-    from ._engine import FeatureEngine
-
-    _engine = FeatureEngine(threads=threads)
-
-
-_INT_FORMATS = (  # MessagePack int tags: (tag, payload bytes, big-endian dtype)
-    (0xCC, 1, ">u1"), (0xCD, 2, ">u2"), (0xCE, 4, ">u4"), (0xCF, 8, ">u8"),
-    (0xD0, 1, ">i1"), (0xD1, 2, ">i2"), (0xD2, 4, ">i4"), (0xD3, 8, ">i8"),
-)
-
-
-def item_ids(blob: bytes, offsets: np.ndarray) -> np.ndarray:
-    """The ``id`` of every item record in ``blob`` (int64), for records the
-    feature library has accepted (so each is a map with an int64 ``id``).
-
-    Fully decoding 3000 records per request in Python costs several times
-    the feature computation, so the common case is read in place. Every
-    encoding of the key "id" is a header ending in its length byte (0xa2 for
-    a fixstr, 0x02 for the longer string and binary headers) followed by the
-    bytes ``id`` and then the value. In a record where ``id`` follows such a
-    byte exactly once, that occurrence is the key, and an int value right
-    after it is the id. Any other record (nested maps, several candidates, an
-    unusual value encoding) is decoded in full.
-    """
-    n = len(offsets) - 1
-    ids = np.empty(n, dtype=np.int64)
-    if n == 0:
-        return ids
-    arr = np.frombuffer(blob, dtype=np.uint8)
-    pos = np.flatnonzero((arr[1:-1] == 0x69) & (arr[2:] == 0x64)) + 1  # b"id" not at byte 0
-    before = arr[pos - 1]
-    pos = pos[(before == 0xA2) | (before == 0x02)]
-    item = np.searchsorted(offsets, pos, "right") - 1
-    count = np.bincount(item, minlength=n)
-    single = (count[item] == 1) & (pos - 1 >= offsets[item])
-    cand_item = item[single]
-    vpos = pos[single] + 2
-    ok = vpos < offsets[cand_item + 1]
-    cand_item, vpos = cand_item[ok], vpos[ok]
-    tag = arr[vpos]
-    done = np.zeros(n, dtype=bool)
-    m = tag < 0x80  # positive fixint
-    ids[cand_item[m]] = tag[m]
-    done[cand_item[m]] = True
-    m = tag >= 0xE0  # negative fixint
-    ids[cand_item[m]] = tag[m].astype(np.int64) - 256
-    done[cand_item[m]] = True
-    for code, size, dtype in _INT_FORMATS:
-        m = tag == code
-        if not m.any():
-            continue
-        start = vpos[m] + 1
-        fits = start + size <= offsets[cand_item[m] + 1]
-        raw = arr[start[fits, None] + np.arange(size)]
-        ids[cand_item[m][fits]] = np.ascontiguousarray(raw).view(dtype).reshape(-1).astype(np.int64)
-        done[cand_item[m][fits]] = True
-    rest = np.flatnonzero(~done)
-    if len(rest):
-        o = offsets.tolist()
-        for i in rest.tolist():
-            rec = msgpack.unpackb(blob[o[i] : o[i + 1]], raw=True, strict_map_key=False)
-            ids[i] = int(rec[b"id"])
-    return ids
+    global _threads
+    _threads = threads_arg(threads)
 
 
 def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
@@ -367,10 +305,6 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
     that fails its checksum, or ``("input", request_id, message)`` for a
     request the library rejects.
     """
-    from ._engine import compute_prepared
-
-    if _engine is None:
-        _worker_init(None)
     out: list[tuple[Any, ...]] = []
     with open(path, "rb") as f:
         for ref in refs:
@@ -380,11 +314,12 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
                 out.append(("crc", str(e)))
                 continue
             try:
-                X = compute_prepared(rec.prepared(), _engine._threads, None, _engine.n_features)
+                ids = np.empty(rec.items.n, dtype=np.int64)
+                X = compute_prepared(rec.prepared(), _threads, item_ids=ids)  # Go reads the ids while decoding
             except InputError as e:
                 out.append(("input", rec.request_id, str(e)))
                 continue
-            out.append(("ok", rec.request_id, item_ids(rec.items.blob, rec.items.offsets), X))
+            out.append(("ok", rec.request_id, ids, X))
     return out
 
 

@@ -74,8 +74,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._engine import PreparedRequest
-from ._inputs import CandidateArrays, ItemBuffers, Record
+from ._inputs import CandidateArrays, ItemBuffers, PreparedRequest, Record
 from .errors import PyfeatError
 
 __all__ = [

@@ -1,4 +1,6 @@
-"""Seeded, deterministic synthetic marketplace for tests, benchmarks and training.
+"""Seeded, deterministic synthetic marketplace: realistic requests and feedback
+for trying pyfeat and training the demo's model without data of one's own
+(the tests and benchmarks run on it too; their fixtures are in tests/shared.py).
 
 The world
 ---------
@@ -36,7 +38,7 @@ Requests
 ``Marketplace.request(i)`` is request number ``i``: it depends only on
 ``(seed, i)`` (its own random stream), never on other calls.  It picks a user
 (active users more often), sets ``now = world_now + 60 * i`` and generates the
-user context of the data contract: up to 3000 views (newest first, biased to
+user context of the data contract (DESIGN.md, "Inputs"): up to 3000 views (newest first, biased to
 the user's interests, region and preferred prices, in sessions), contacts
 (a subset of the viewed items), favorites, impressions, search queries and
 noisy reported ``interests``/``sub_interests``.  Then eight first-level
@@ -85,6 +87,8 @@ from dataclasses import dataclass, field
 
 import msgpack
 import numpy as np
+
+from .metrics import ndcg_at_k  # the world's own ranking quality checks use it
 
 __all__ = [
     "Marketplace",
@@ -425,22 +429,6 @@ def _topk(keys, k):
         finite, kv = finite[part], kv[part]
     order = np.lexsort((finite, -kv))
     return finite[order].astype(np.int64)
-
-
-def ndcg_at_k(gains: Any, scores: Any, k: int = 10) -> float:
-    """NDCG@k of ordering ``gains`` by ``scores`` descending (ties keep
-    input order; NaN scores last). NaN when every gain is 0."""
-    gains = np.asarray(gains, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    s = np.where(np.isnan(s), -np.inf, s)
-    order = np.lexsort((np.arange(gains.size), -s))
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    top = gains[order[:k]]
-    ideal = np.sort(gains)[::-1][:k]
-    idcg = float(np.sum(ideal * disc[: ideal.size]))
-    if idcg == 0.0:
-        return float("nan")
-    return float(np.sum(top * disc[: top.size]) / idcg)
 
 
 class _GroupSampler:

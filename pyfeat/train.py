@@ -35,20 +35,12 @@ from typing import Any
 import numpy as np
 
 from .dataset import DatasetError, publish, read_metadata
-from .synth import ndcg_at_k
+from .metrics import mean_ndcg, ndcg_at_k
 
 __all__ = ["train_model", "TrainReport", "ndcg_at_k", "mean_ndcg", "SOURCE_SCORE_FEATURE"]
 
 SOURCE_SCORE_FEATURE = "src_score"
 MODEL_INFO_KEY = "pyfeat_train"
-
-
-def mean_ndcg(labels: np.ndarray, scores: np.ndarray, bounds: np.ndarray, k: int = 10) -> tuple[float, int]:
-    """Mean NDCG@k over the groups ``rows[bounds[g]:bounds[g+1]]`` that have
-    a positive label, and the number of such groups."""
-    vals = [ndcg_at_k(labels[a:b], scores[a:b], k) for a, b in zip(bounds[:-1], bounds[1:])]
-    vals = [v for v in vals if not np.isnan(v)]
-    return (float(np.mean(vals)) if vals else float("nan")), len(vals)
 
 
 @dataclass
@@ -192,8 +184,7 @@ def train_model(
     """
     from catboost import CatBoost, Pool
 
-    from ._engine import feature_names, spec_hash
-    from ._model import FEATURE_NAMES_KEY, SPEC_HASH_KEY
+    from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, feature_names, spec_hash
 
     t0 = time.perf_counter()
     say = echo or (lambda s: None)

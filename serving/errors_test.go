@@ -2,6 +2,7 @@ package serving
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/pyfeat/pyfeat/features"
@@ -97,7 +98,7 @@ func TestServiceErrorKinds(t *testing.T) {
 	}
 	compute := func(bad int, out int) error {
 		user, items := request(n, bad)
-		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out), nil)
+		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out), nil, nil)
 	}
 	x := make([]float32, 2*features.NumFeatures)
 	cases := []struct {
@@ -117,7 +118,7 @@ func TestServiceErrorKinds(t *testing.T) {
 		{"compute", compute(-1, n*features.NumFeatures), none},
 		{"compute: bad item", compute(7, n*features.NumFeatures), input},
 		{"compute: short output", compute(-1, 5), argument},
-		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil), argument},
+		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil), argument},
 		{"discard: unknown user handle", s.DiscardUser(999), argument},
 		{"predict", s.Predict(good, x, 2, features.NumFeatures, 1, make([]float64, 2)), none},
 		{"predict: wrong width", s.Predict(good, x, 1, 2*features.NumFeatures, 1, make([]float64, 1)), argument},
@@ -133,4 +134,32 @@ func TestServiceErrorKinds(t *testing.T) {
 			t.Errorf("%s: kind %d, want %d (%v)", c.name, got, c.want, c.err)
 		}
 	}
+}
+
+// A call alone gets every core it asks for; calls running at once share
+// them, one goroutine each at least.
+func TestCoresAreShared(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	s := New()
+	if got := s.enter(0); got != 4 {
+		t.Fatalf("alone: %d goroutines, want 4", got)
+	}
+	if got := s.enter(0); got != 2 {
+		t.Fatalf("second call: %d, want 2", got)
+	}
+	if got := s.enter(3); got != 1 {
+		t.Fatalf("third call: %d, want 1", got)
+	}
+	for i := 0; i < 5; i++ {
+		if got := s.enter(0); got != 1 {
+			t.Fatalf("call %d: %d, want 1", 4+i, got)
+		}
+	}
+	for i := 0; i < 8; i++ {
+		s.leave()
+	}
+	if got := s.enter(2); got != 2 {
+		t.Fatalf("alone again, asking for 2: %d", got)
+	}
+	s.leave()
 }

@@ -194,8 +194,8 @@ func (r *Models) Close(h int64) error {
 	return nil
 }
 
-// Len is the number of open handles.
-func (r *Models) Len() int {
+// open is the number of open handles.
+func (r *Models) open() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.slots)

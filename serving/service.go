@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pyfeat/pyfeat/catboost"
 	"github.com/pyfeat/pyfeat/features"
 	"github.com/pyfeat/pyfeat/internal/pferr"
 	"github.com/pyfeat/pyfeat/itemcache"
@@ -68,11 +69,12 @@ func (s *Service) DiscardUser(h int64) error {
 	return nil
 }
 
-// Compute writes the feature matrix of one request into out; the user
-// handle is consumed whatever the outcome. stages, when not nil, receives
-// where the call's time went (see Stages).
+// Compute writes the feature matrix of one request into out, and each
+// item's id into ids unless it is nil; the user handle is consumed
+// whatever the outcome. stages, when not nil, receives where the call's
+// time went (see Stages).
 func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32,
-	stages *[NumStages]int64) error {
+	ids []int64, stages *[NumStages]int64) error {
 	entered := time.Now()
 	p, err := s.users.take(user)
 	if err != nil {
@@ -86,7 +88,7 @@ func (s *Service) Compute(user int64, items features.Items, c *features.Candidat
 	defer s.leave()
 	wait := time.Since(entered)
 	var tm Timings
-	err = features.ComputeBlocksTimed(p, items, c, th, out, nil, &tm.Timings)
+	err = features.ComputeBlocksTimed(p, items, c, th, out, ids, nil, &tm.Timings)
 	if stages != nil {
 		*stages = Stages(int64(time.Since(entered)), int64(wait), &tm)
 	}
@@ -129,8 +131,10 @@ func (s *Service) DescribeModel(h int64) ([]byte, error) {
 	return text, pferr.AsModel(err)
 }
 
-// Predict scores a row-major float32 matrix with the model of handle h.
-func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []float64) error {
+// withModel runs f with the model that handle h serves now, held until f
+// returns whatever Swap or Close do meanwhile, and the goroutines the call
+// may use.
+func (s *Service) withModel(h int64, threads int, f func(m catboost.Model, threads int) error) error {
 	ref, err := s.Models.Acquire(h)
 	if err != nil {
 		return err
@@ -138,12 +142,19 @@ func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []f
 	defer ref.Release()
 	th := s.enter(threads)
 	defer s.leave()
-	return Predict(ref.Model(), x, rows, cols, th, out)
+	return f(ref.Model(), th)
+}
+
+// Predict scores a row-major float32 matrix with the model of handle h.
+func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []float64) error {
+	return s.withModel(h, threads, func(m catboost.Model, th int) error {
+		return Predict(m, x, rows, cols, th, out)
+	})
 }
 
 // Rank is the package's Rank with the model that handle h serves when the
-// call starts, held until it ends whatever Swap or Close do meanwhile. The
-// user handle is consumed whatever the outcome.
+// call starts, held until it ends. The user handle is consumed whatever the
+// outcome.
 func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidates, threads int,
 	featuresOut []float32, scores []float64, order []int64, stages *[NumStages]int64) error {
 	entered := time.Now()
@@ -152,20 +163,15 @@ func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidat
 		return err
 	}
 	defer p.Close()
-	ref, err := s.Models.Acquire(h)
-	if err != nil {
+	return s.withModel(h, threads, func(m catboost.Model, th int) error {
+		wait := time.Since(entered)
+		var tm Timings
+		err := Rank(m, p, items, c, th, featuresOut, scores, order, &tm)
+		if stages != nil {
+			*stages = Stages(int64(time.Since(entered)), int64(wait), &tm)
+		}
 		return err
-	}
-	defer ref.Release()
-	th := s.enter(threads)
-	defer s.leave()
-	wait := time.Since(entered)
-	var tm Timings
-	err = Rank(ref.Model(), p, items, c, th, featuresOut, scores, order, &tm)
-	if stages != nil {
-		*stages = Stages(int64(time.Since(entered)), int64(wait), &tm)
-	}
-	return err
+	})
 }
 
 // pendingUsers holds the user contexts started by BeginUser until a call

@@ -72,7 +72,7 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	if tm != nil {
 		ftm = &tm.Timings
 	}
-	if err := features.ComputeBlocksTimed(user, items, c, threads, featuresOut, score, ftm); err != nil {
+	if err := features.ComputeBlocksTimed(user, items, c, threads, featuresOut, nil, score, ftm); err != nil {
 		return err
 	}
 	var t0 time.Time

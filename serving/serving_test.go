@@ -82,8 +82,8 @@ func TestCloseWaitsForUsers(t *testing.T) {
 			t.Fatalf("double close: %v", err)
 		}
 	}
-	if r.Len() != 0 {
-		t.Fatalf("%d handles leaked", r.Len())
+	if r.open() != 0 {
+		t.Fatalf("%d handles leaked", r.open())
 	}
 }
 
@@ -153,11 +153,31 @@ func TestSwapWhileAcquiring(t *testing.T) {
 			t.Fatalf("model %d of %d never closed", i, len(all))
 		}
 	}
-	if r.Len() != 0 || calls.Load() == 0 {
-		t.Fatalf("%d handles left, %d calls", r.Len(), calls.Load())
+	if r.open() != 0 || calls.Load() == 0 {
+		t.Fatalf("%d handles left, %d calls", r.open(), calls.Load())
 	}
 	if err := r.Swap(serving, serving); !errors.Is(err, ErrUnknownHandle) {
 		t.Fatalf("swap into a closed handle: %v", err)
+	}
+}
+
+// The interleaving that Acquire must survive, made deterministic: a call
+// has read the slot's model when a swap (here a close) drops the last
+// reference. Taking a reference then must fail, not revive a closed model.
+func TestDroppedModelCannotBeAcquired(t *testing.T) {
+	r := NewModels()
+	m := &constModel{nf: 1, dims: 1}
+	h := r.Add(m)
+	s := r.slot(h)
+	seen := s.cur.Load() // the call's read, before the swap
+	if err := r.Close(h); err != nil || !m.closed.Load() {
+		t.Fatalf("close: %v, closed %v", err, m.closed.Load())
+	}
+	if seen.tryAcquire() {
+		t.Fatal("a reference was taken on a model whose count had dropped to zero")
+	}
+	if s.acquire() != nil {
+		t.Fatal("a closed slot handed out a model")
 	}
 }
 

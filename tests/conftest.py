@@ -1,14 +1,26 @@
-"""Shared fixtures: small hand-made records that satisfy DESIGN.md."""
+"""Shared fixtures: small hand-made records that satisfy DESIGN.md, and
+(from shared.py, which the benchmarks use too) the synthetic worlds."""
 
 from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
-import numpy as np
 import pytest
 
+from shared import assert_same_matrix, spread_requests, world  # noqa: F401  (fixtures and helpers for the tests)
+
 NOW = 1_767_225_600
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def catboost_fixture(name: str) -> Path:
+    """A file of the CatBoost golden fixtures (written by
+    catboost/testdata/make_golden.py; its README describes them). Python
+    tests find them only through this function."""
+    return REPO / "tests" / "fixtures" / "catboost" / name
 
 
 def base_item(i: int = 0, **overrides):
@@ -48,25 +60,6 @@ def base_user(**overrides):
     return user
 
 
-def assert_same_matrix(got: np.ndarray, want: np.ndarray, names, rtol: float = 1e-6) -> None:
-    """Identical NaN positions, every other value within rtol (relative)."""
-    assert got.shape == want.shape, (got.shape, want.shape)
-    assert got.dtype == want.dtype == np.float32
-    nan_g, nan_w = np.isnan(got), np.isnan(want)
-    if not np.array_equal(nan_g, nan_w):
-        r, c = np.argwhere(nan_g != nan_w)[0]
-        raise AssertionError(f"NaN mismatch at row {r}, feature {names[c]}: got {got[r, c]}, want {want[r, c]}")
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are inf
-        ok = nan_g | (g == w) | (np.abs(g - w) <= rtol * np.maximum(np.abs(g), np.abs(w)))
-    if not ok.all():
-        r, c = np.argwhere(~ok)[0]
-        raise AssertionError(
-            f"{(~ok).sum()} values differ; first at row {r}, feature {names[c]}: got {got[r, c]!r}, want {want[r, c]!r}"
-        )
-
-
 def run_in_threads(n: int, work, timeout: float = 120) -> None:
     """Run work(t) for t in range(n), on n threads released together; fail
     with what any of them raised."""
@@ -91,8 +84,10 @@ def run_in_threads(n: int, work, timeout: float = 120) -> None:
 @pytest.fixture(scope="session")
 def small_model_json(tmp_path_factory):
     """A quick model on pyfeat's feature names (JSON export)."""
-    import pyfeat
+    import numpy as np
     from catboost import CatBoostRegressor, Pool
+
+    import pyfeat
 
     names = pyfeat.feature_names()
     rng = np.random.default_rng(0)

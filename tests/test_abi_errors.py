@@ -101,9 +101,11 @@ class Calls:
         out = np.empty((n, N), np.float32)
         uh = user_handle if user_handle is not None else self.user(user)[2]
         st, ffi = self.st(), self.ffi
+        ids = np.empty(n, np.int64)
         code = self.lib.pf_compute(uh, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n, 0,
                                    ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.from_buffer("float[]", out),
-                                   out.size if out_len is None else out_len, ffi.new("int64_t[8]"), st)
+                                   out.size if out_len is None else out_len, ffi.from_buffer("int64_t[]", ids),
+                                   ffi.new("int64_t[8]"), st)
         return code, st
 
     def rank(self, handle=None, n=300, bad_item=None, user=None, top_k=5):

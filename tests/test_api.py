@@ -109,7 +109,7 @@ def test_cli_lists_features(capsys):
 
 def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     from pyfeat import _native
-    from pyfeat._engine import PreparedRequest
+    from pyfeat._inputs import PreparedRequest
 
     user, items = msgpack.packb(base_user()), [msgpack.packb(base_item(i)) for i in range(3)]
     want = engine.compute(user, items)
@@ -130,6 +130,6 @@ def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     out = np.empty((3, engine.n_features), dtype=np.float32)
     req = PreparedRequest(user, items, None)
     st = _native.new_status()
-    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, ffi.NULL, st)
+    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, ffi.NULL, ffi.NULL, st)
     with pytest.raises(ValueError, match="user handle"):
         _native.check(code, st)

@@ -18,7 +18,7 @@ import pyfeat
 from pyfeat import cli
 from pyfeat.dataset import DatasetError, DatasetWarning, build_dataset, read_events
 from pyfeat.requestlog import LogFormatError, RequestLog, RequestLogWarning, scan_log
-from pyfeat.synth import Marketplace
+from shared import save_pyfeat_model, training_set
 from pyfeat.train import train_model
 
 NAMES = None
@@ -32,9 +32,7 @@ def names():
     return NAMES
 
 
-@pytest.fixture(scope="module")
-def world():
-    return Marketplace(11, n_items=3000, n_users=300)
+WORLD = (11, 3000, 300)
 
 
 def write_events(path: Path, rows) -> None:
@@ -56,20 +54,11 @@ def train_bootstrap(world, path: Path, n_requests: int = 8) -> Path:
     """A first model on features computed directly (no log), JSON export."""
     from catboost import CatBoost, Pool
 
-    engine = pyfeat.FeatureEngine()
-    X, y, g = [], [], []
-    for i in range(1000, 1000 + n_requests):
-        req = world.request(i, N_CANDIDATES)
-        X.append(engine.compute(req.user_blob, req.item_blobs, req.candidates))
-        c, k = world.feedback(req)
-        y.append(c + k)
-        g.append(np.full(len(req), i))
+    data = training_set(world, range(1000, 1000 + n_requests), N_CANDIDATES)
     m = CatBoost(dict(loss_function="YetiRank", iterations=15, depth=4, verbose=False,
                       allow_writing_files=False, random_seed=0))
-    m.fit(Pool(np.concatenate(X), np.concatenate(y), group_id=np.concatenate(g), feature_names=names()))
-    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
-    m.save_model(str(path), format="json")
-    return path
+    m.fit(Pool(data["X"], data["clicks"] + data["contacts"], group_id=data["group"], feature_names=names()))
+    return save_pyfeat_model(m, path)
 
 
 @pytest.fixture(scope="module")
@@ -412,24 +401,25 @@ def msgpack_packb(x):
     ids=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=0, max_size=12),
     titles=st.lists(st.sampled_from(["Android id", "¢id", "idid", "", "Адидас", "kid's bike", "iPhone", "\x02id", "id"]),
                     min_size=12, max_size=12),
-    extra=st.lists(st.sampled_from(["none", "nested", "id_like", "long_key", "first", "binary"]), min_size=12, max_size=12),
+    extra=st.lists(st.sampled_from(["none", "id_like", "long_key", "first"]), min_size=12, max_size=12),
 )
-def test_item_ids_read_in_place_equal_a_full_decode(ids, titles, extra):
-    from pyfeat.dataset import item_ids
+def test_item_ids_come_from_the_decoder(ids, titles, extra):
+    # The dataset builder takes each record's id from the Go decoder
+    # (pf_compute's item_ids), whatever the record's encoding.
+    from conftest import base_item, base_user
+
+    from pyfeat._engine import compute_prepared
+    from pyfeat._inputs import PreparedRequest
 
     blobs = []
     for i, item_id in enumerate(ids):
-        rec = {"title": titles[i], "price": 10, "id": item_id}
-        if extra[i] == "nested":
-            rec["meta"] = {"id": 5, "x": [1, "id"]}
-        elif extra[i] == "id_like":
+        rec = {**base_item(i, title=titles[i]), "id": item_id}
+        if extra[i] == "id_like":
             rec["kid"] = 3
             rec["idx"] = 4
-        elif extra[i] == "binary":
-            rec["blob"] = b"\xa2id\x05\x02id"
         elif extra[i] == "first":
             rec = {"id": item_id, **rec}
         blobs.append(_pack_id_key_long(rec) if extra[i] == "long_key" else msgpack_packb(rec))
-    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in blobs], out=offsets[1:])
-    assert item_ids(b"".join(blobs), offsets).tolist() == ids
+    got = np.full(len(ids), 7, dtype=np.int64)
+    compute_prepared(PreparedRequest(base_user(), blobs, None), item_ids=got)
+    assert got.tolist() == ids

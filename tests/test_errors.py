@@ -9,7 +9,6 @@ import msgpack
 import numpy as np
 import pytest
 
-import pyfeat
 from pyfeat import InputError, InputTypeError
 
 from conftest import base_item, base_user

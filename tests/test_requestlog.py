@@ -116,7 +116,7 @@ def test_request_ids_are_uuid7_increasing_and_timed(tmp_path):
 
 
 def test_append_prepared_writes_buffers_as_they_are(tmp_path):
-    from pyfeat._engine import PreparedRequest
+    from pyfeat._inputs import PreparedRequest
 
     req = PreparedRequest(*make_request(1, 7))
     with RequestLog(tmp_path / "r.log") as log:

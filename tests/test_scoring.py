@@ -20,7 +20,7 @@ from catboost import CatBoost, CatBoostClassifier, CatBoostRanker, CatBoostRegre
 
 import pyfeat
 from pyfeat import ModelError
-from pyfeat.synth import Marketplace
+from shared import save_pyfeat_model, training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,24 +180,11 @@ def test_corrupt_model_files_give_clear_errors(trained, tmp_path, damage):
 
 # ---- Ranker -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def world():
-    return Marketplace(seed=11, n_items=5000, n_users=500)
-
-
 def _train_pyfeat_model(world, path: Path, seed: int, iterations: int = 60) -> Path:
-    engine = pyfeat.FeatureEngine()
-    Xs, ys = [], []
-    for i in range(6):
-        req = world.request(1000 * seed + i, 400)
-        Xs.append(engine.compute(req.user_blob, req.item_blobs, req.candidates))
-        ys.append(world.feedback(req)[0])
-    X = pd.DataFrame(np.vstack(Xs), columns=pyfeat.feature_names())
+    data = training_set(world, range(1000 * seed, 1000 * seed + 6), 400)
     m = CatBoostClassifier(iterations=iterations, depth=5, random_seed=seed, verbose=False, allow_writing_files=False)
-    m.fit(X, np.concatenate(ys))
-    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
-    m.save_model(str(path), format="json")
-    return path
+    m.fit(pd.DataFrame(data["X"], columns=pyfeat.feature_names()), data["clicks"])
+    return save_pyfeat_model(m, path)
 
 
 @pytest.fixture(scope="module")
@@ -373,10 +360,12 @@ def test_reload_never_fails_a_request(world, model_paths):
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 120
+        # ~40 s on an idle 2-core machine, 75 s with it shared: the bound
+        # catches a hang, not slowness.
+        deadline = time.monotonic() + 300
         for k in range(400):
             ranker.reload(model_paths[(k + 1) % 2])
-            assert time.monotonic() < deadline, f"{k} reloads in 120 s"
+            assert time.monotonic() < deadline, f"only {k} reloads in 300 s"
     finally:
         stop.set()
         sys.setswitchinterval(saved)

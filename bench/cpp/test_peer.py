@@ -8,7 +8,6 @@ Skipped when the module is not built.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 import unicodedata
@@ -20,37 +19,15 @@ import pytest
 
 import pyfeat
 from pyfeat import reference
-from pyfeat.synth import Marketplace
+from shared import assert_same_matrix  # the comparison rule of the test suite, used as is
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "build"))
 peer = pytest.importorskip("pyfeat_cpp_peer", reason="C++ peer not built: run `make cpp-peer`")
 
 
-def _load_matrix_rule():
-    # The comparison rule of the pyfeat test suite, used as is.
-    spec = importlib.util.spec_from_file_location("_pyfeat_tests_conftest", HERE.parent.parent / "tests" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.assert_same_matrix
-
-
-assert_same_matrix = _load_matrix_rule()
 NAMES = reference.FEATURE_NAMES
-N_REQUESTS = 12
-N_CANDIDATES = 1000
-
-
-@pytest.fixture(scope="module")
-def world():
-    return Marketplace(seed=11, n_items=5000, n_users=500)
-
-
-@pytest.fixture(scope="module")
-def requests(world):
-    # Spread over the request stream: users without views and users with
-    # thousands both appear.
-    return [world.request(i * 97, N_CANDIDATES) for i in range(N_REQUESTS)]
+SPREAD = (12, 1000)  # requests, candidates each (the world: shared.SMALL_WORLD)
 
 
 def peer_compute(req, candidates=None, threads=1):
@@ -65,10 +42,10 @@ def test_feature_names():
     assert peer.n_features == len(NAMES) == 77
 
 
-def test_peer_equals_reference_on_12k_pairs(requests):
+def test_peer_equals_reference_on_12k_pairs(spread_requests):
     pairs = 0
     n_views = []
-    for req in requests:
+    for req in spread_requests:
         want = reference.compute(req.user_blob, req.item_blobs, req.candidates)
         got = peer_compute(req, threads=1)
         assert_same_matrix(got, want, NAMES)
@@ -81,8 +58,8 @@ def test_peer_equals_reference_on_12k_pairs(requests):
     assert max(n_views) >= 300 and min(n_views) < 50, n_views
 
 
-def test_candidates_absent_or_partial(requests):
-    req = requests[1]
+def test_candidates_absent_or_partial(spread_requests):
+    req = spread_requests[1]
     c = req.candidates
     for given in ({}, {"source": c["source"]}, {"source_score": c["source_score"]}, {"source_rank": c["source_rank"]}):
         want = reference.compute(req.user_blob, req.item_blobs, given or None)
@@ -90,9 +67,9 @@ def test_candidates_absent_or_partial(requests):
         assert_same_matrix(got, want, NAMES)
 
 
-def test_sparse_records_and_nil_values(requests):
+def test_sparse_records_and_nil_values(spread_requests):
     # Optional keys given as nil instead of absent; the user without history.
-    req = requests[2]
+    req = spread_requests[2]
     user = dict(req.user)
     for key in ("views", "contacts", "favorites", "impressions", "queries", "interests", "lat", "platform"):
         user[key] = None
@@ -104,13 +81,13 @@ def test_sparse_records_and_nil_values(requests):
     assert_same_matrix(got, want, NAMES)
 
 
-def test_empty_request(requests):
-    got = peer.compute(requests[0].user_blob, [])
+def test_empty_request(spread_requests):
+    got = peer.compute(spread_requests[0].user_blob, [])
     assert got.shape == (0, 77) and got.dtype == np.float32
 
 
-def test_concurrent_python_threads(requests):
-    req = requests[3]
+def test_concurrent_python_threads(spread_requests):
+    req = spread_requests[3]
     want = peer_compute(req, threads=1).tobytes()
     results = []
 
@@ -125,9 +102,9 @@ def test_concurrent_python_threads(requests):
     assert results == [want] * 4
 
 
-def test_tokenize_matches_reference_on_titles_and_queries(requests):
-    texts = [it["title"] for req in requests for it in req.items]
-    texts += [q for req in requests for q in req.user.get("queries") or []]
+def test_tokenize_matches_reference_on_titles_and_queries(spread_requests):
+    texts = [it["title"] for req in spread_requests for it in req.items]
+    texts += [q for req in spread_requests for q in req.user.get("queries") or []]
     assert any("\u0400" <= ch <= "\u04ff" for t in texts for ch in t), "no Cyrillic"
     assert any("\u4e00" <= ch <= "\u9fff" for t in texts for ch in t), "no CJK"
     for t in texts:
@@ -234,10 +211,10 @@ def test_bad_arguments_raise_value_error(kwargs):
         peer.compute(**args)
 
 
-def test_still_works_after_errors(requests):
+def test_still_works_after_errors(spread_requests):
     for name in BAD_ITEMS:
         with pytest.raises(ValueError):
             peer.compute(USER, [BAD_ITEMS[name]])
-    req = requests[0]
+    req = spread_requests[0]
     want = reference.compute(req.user_blob, req.item_blobs, req.candidates)
     assert_same_matrix(peer_compute(req, threads=2), want, NAMES)

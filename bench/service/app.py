@@ -32,7 +32,7 @@ async def feed(request: web.Request) -> web.Response:
     try:
         rid = int(request.query["req"])
     except (KeyError, ValueError):
-        raise web.HTTPBadRequest(text="req=<int> is required")
+        raise web.HTTPBadRequest(text="req=<int> is required") from None
     r: aioredis.Redis = app["redis"]
     async with app["admission"]:  # see common.IN_FLIGHT
         user_blob, cand_blob = await r.mget(common.user_key(rid), common.cand_key(rid))

@@ -44,7 +44,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: see {self.dir / 'redis.log'}")
+                    raise RuntimeError(f"redis-server did not start: see {self.dir / 'redis.log'}") from None
                 time.sleep(0.05)
 
     def version(self) -> str:
