@@ -40,7 +40,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(VENV)/bin/staticcheck
 STATICCHECK_STAMP := $(VENV)/.staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: install lib faults-lib wheel test test-go test-py fuzz bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
+.PHONY: install lib faults-lib wheel test test-go test-py fuzz soak bench bench-deps bench-micro bench-dataset cpp-peer profile demo clean fmt
 
 # Ends by loading the library it built: the line says what is installed.
 install: $(VENV)/.installed $(STATICCHECK_STAMP) lib
@@ -139,6 +139,12 @@ fuzz: lib
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPaths$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZTIME) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./catboost
+
+# The serving path for SOAK_MINUTES under mixed valid/invalid requests and
+# model reloads (damaged files included), in process; not part of `make test`.
+SOAK_MINUTES ?= 5
+soak: lib
+	$(PY) tests/soak.py --minutes $(SOAK_MINUTES)
 
 # Debian packages the service benchmark and the profiles need (redis-server,
 # graphviz for pprof pictures, librsvg2-bin for flame graph PNGs); installed

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strings"
 )
@@ -38,9 +37,9 @@ const maxDepth = 16
 
 // LoadJSONFile reads the CatBoost JSON export at path (as written by
 // save_model(path, format="json")) and returns the native model; see
-// LoadJSON.
+// LoadJSON. Only a regular file of at most MaxModelBytes is read.
 func LoadJSONFile(path string) (*NativeModel, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadModelFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("catboost: load JSON model: %w", err)
 	}

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"sync"
 	"unsafe"
+
+	"github.com/pyfeat/pyfeat/catboost"
 )
 
 // EnvLibrary is the environment variable Open reads when given an empty
@@ -142,6 +144,11 @@ func DefaultMetadataKeys() []string {
 // categorical, text or embedding features are refused: PredictRaw passes
 // float features only.
 func (l *Library) LoadModel(path string, extraMetadataKeys ...string) (*Model, error) {
+	// CatBoost would block on a FIFO and read a device without end. A
+	// missing file is left to CatBoost, whose message says so.
+	if err := catboost.CheckModelFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("capi: %w", err)
+	}
 	h, err := l.api.create()
 	if err != nil {
 		return nil, fmt.Errorf("capi: ModelCalcerCreate: %v", err)

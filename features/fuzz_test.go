@@ -17,6 +17,7 @@ func seedCorpus(f *testing.F) {
 	f.Add(pack(f, baseItem()))
 	f.Add(pack(f, with(with(baseItem(), "lat", 55.7), "vas", "xl")))
 	f.Add(pack(f, with(baseUser(), "views", []any{[]any{1, 2, 3, 4, 5.5, 6}})))
+	f.Add(pack(f, with(baseItem(), "created_at", int64(1_767_000_000_000)))) // milliseconds: refused
 	f.Add(pack(f, with(baseUser(), "interests", map[int64]float64{1: 0.5})))
 	f.Add(pack(f, with(baseUser(), "queries", []any{"Диван", "二手"})))
 	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})

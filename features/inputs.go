@@ -5,6 +5,7 @@ package features
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/pyfeat/pyfeat/internal/pferr"
 )
@@ -99,6 +100,11 @@ func (c *Candidates) validate(n int) error {
 		for i, s := range c.Rank {
 			if s < 0 {
 				return &InputError{Position: i, Key: "candidates.source_rank", Msg: fmt.Sprintf("must be >= 0, got %d", s)}
+			}
+		}
+		for i, s := range c.Score {
+			if math.IsNaN(s) || math.IsInf(s, 0) {
+				return &InputError{Position: i, Key: "candidates.source_score", Msg: fmt.Sprintf("must be finite, got %v", s)}
 			}
 		}
 	}

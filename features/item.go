@@ -144,7 +144,7 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 			it.Price, b, err = readFinite(b, "price", 0, math.MaxFloat64)
 			seen |= reqPrice
 		case "created_at":
-			it.CreatedAt, b, err = readInt(b, "created_at")
+			it.CreatedAt, b, err = readTime(b, "created_at")
 			seen |= reqCreatedAt
 		case "seller_id":
 			it.SellerID, b, err = readInt(b, "seller_id")
@@ -164,7 +164,7 @@ func decodeItem(b []byte, it *Item, tok *tokenizer) *InputError {
 		case "lon":
 			it.Lon, b, err = readFinite(b, "lon", -180, 180)
 		case "updated_at":
-			it.UpdatedAt, b, err = readInt(b, "updated_at")
+			it.UpdatedAt, b, err = readTime(b, "updated_at")
 			it.HasUpdatedAt = err == nil
 		case "seller_rating":
 			it.SellerRating, b, err = readFinite(b, "seller_rating", 0, 5)

@@ -272,7 +272,7 @@ func readViews(b []byte, out []View) ([]View, []byte, *InputError) {
 		if v.ItemID, b, err = readInt(b, "[0]"); err != nil {
 			return nil, nil, at(err, "views", i)
 		}
-		if v.TS, b, err = readInt(b, "[1]"); err != nil {
+		if v.TS, b, err = readTime(b, "[1]"); err != nil {
 			return nil, nil, at(err, "views", i)
 		}
 		if v.Category, b, err = readInt(b, "[2]"); err != nil {
@@ -311,7 +311,7 @@ func readContacts(b []byte, out []Contact) ([]Contact, []byte, *InputError) {
 		if c.ItemID, b, err = readInt(b, "[0]"); err != nil {
 			return nil, nil, at(err, "contacts", i)
 		}
-		if c.TS, b, err = readInt(b, "[1]"); err != nil {
+		if c.TS, b, err = readTime(b, "[1]"); err != nil {
 			return nil, nil, at(err, "contacts", i)
 		}
 		if c.SellerID, b, err = readInt(b, "[2]"); err != nil {

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._cache import CachedItems, ItemCache
+from ._convert import MAX_MODEL_BYTES
 from ._engine import FeatureEngine, FeatureInfo, feature_catalogue, feature_names, spec_hash
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
 from ._profile import profile
@@ -43,6 +44,7 @@ __all__ = [
     "CachedItems",
     "profile",
     "SPEC_HASH_KEY",
+    "MAX_MODEL_BYTES",
     "RequestLog",
     "iter_requests",
     "LoggedRequest",

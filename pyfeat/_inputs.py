@@ -215,11 +215,14 @@ def candidate_arrays(candidates: Any, n: int) -> CandidateArrays:
         if name == "source_score":
             if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                 raise InputTypeError(f"{key} must hold numbers, got dtype {arr.dtype}", key=key)
-            arr = np.ascontiguousarray(arr, dtype=np.float64)
+            # Always a copy: Go validates the values, then reads them again
+            # per item; the caller's array, changed by another thread
+            # meanwhile, could slip a value past the validation.
+            arr = np.array(arr, dtype=np.float64, order="C", copy=True)
         else:
             if not np.issubdtype(arr.dtype, np.integer):
                 raise InputTypeError(f"{key} must hold integers, got dtype {arr.dtype}", key=key)
-            arr = np.ascontiguousarray(arr, dtype=np.int64)
+            arr = np.array(arr, dtype=np.int64, order="C", copy=True)
         out[name] = arr
     return CandidateArrays(out["source"], out["source_score"], out["source_rank"])
 
@@ -231,7 +234,24 @@ def threads_arg(threads: int | None) -> int:
         raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
+    if threads > _MAX_THREADS:
+        # The C ABI takes an int32; Go uses the cores it has anyway.
+        raise ValueError(f"threads must be at most {_MAX_THREADS} (or None for all cores), got {threads}")
     return int(threads)
+
+
+_MAX_THREADS = 2**31 - 1
+
+
+def top_k_arg(top_k: Any, n: int) -> int:
+    """The number of results to return for n items (all for None)."""
+    if top_k is None:
+        return n
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
+    return min(int(top_k), n)
 
 
 def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:

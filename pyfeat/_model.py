@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
+from . import _convert, _native
 from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, Counters, feature_names, spec_hash, stage_timings
-from ._inputs import PreparedRequest, Record, check_out, threads_arg
+from ._inputs import PreparedRequest, Record, check_out, threads_arg, top_k_arg
 from .errors import ModelError
 
 __all__ = ["Model", "Ranker", "RankResult", "BACKENDS", "SPEC_HASH_KEY", "FEATURE_NAMES_KEY"]
@@ -65,25 +65,6 @@ class RankResult(tuple):
         return self[1]
 
 
-def _convert_with_catboost(src: Path, dst: Path, fmt_in: str, fmt_out: str) -> None:
-    try:
-        from catboost import CatBoost  # imported only for a format conversion
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ModelError(
-            f"loading {src.name} needs the `catboost` package to convert it from {fmt_in} to {fmt_out} "
-            f"(pip install catboost), or export the model with save_model(path, format='json')"
-        ) from e
-    model = CatBoost()
-    try:
-        model.load_model(str(src), format=fmt_in)
-    except Exception as e:
-        raise ModelError(f"{src}: catboost cannot read it as a {fmt_in} model: {e}") from e
-    try:
-        model.save_model(str(dst), format=fmt_out)
-    except Exception as e:
-        raise ModelError(f"{src}: catboost cannot export it as {fmt_out}: {e}") from e
-
-
 def _close_handle(handle: int) -> None:
     # Called from a finalizer, possibly at interpreter exit or in a forked
     # child where the library must not be touched: never raise.
@@ -101,8 +82,12 @@ class Model:
     Args:
         path: a ``.json`` export (``save_model(path, format="json")``) or a
             ``.cbm`` file. The native backend evaluates the JSON export; a
-            ``.cbm`` is converted through the ``catboost`` package, which is
-            imported only then. The capi backend loads ``.cbm`` directly.
+            ``.cbm`` is converted through the ``catboost`` package in a
+            separate converter process (started on first use and kept), so
+            that a damaged file that crashes CatBoost's reader costs that
+            process, not this one. The capi backend loads ``.cbm`` directly
+            with CatBoost's library, in this process. The path must be a
+            regular file of at most ``pyfeat.MAX_MODEL_BYTES`` (1 GiB).
         backend: ``"native"`` (oblivious trees in Go, exact) or ``"capi"``
             (CatBoost's own ``libcatboostmodel.so``).
         threads: goroutines per call at most; ``None`` uses every core
@@ -143,17 +128,23 @@ class Model:
         self.n_trees: int | None = desc["trees"]
 
     def _load(self, catboost_lib: Any) -> int:
-        if not self.path.exists():
-            raise ModelError(f"model file not found: {self.path}")
         suffix = self.path.suffix.lower()
         if suffix not in (".json", ".cbm"):
             raise ModelError(f"{self.path}: expected a .json export or a .cbm model, got {suffix or 'no suffix'}")
+        _convert.check_model_file(self.path)  # a FIFO or a device is refused before any read
         want = ".json" if self.backend == "native" else ".cbm"
         if suffix == want:
+            # Go reads JSON with the same bounds; the capi backend hands a
+            # .cbm to CatBoost's library in this process (its choice: see
+            # the docstring).
             return self._load_file(self.path, catboost_lib)
+        # The conversion runs in the converter process (pyfeat/_convert.py),
+        # on a private copy read with bounds.
         with tempfile.TemporaryDirectory(prefix="pyfeat-model-") as tmp:
+            src = Path(tmp) / f"source{suffix}"
+            src.write_bytes(_convert.read_model_file(self.path))
             converted = Path(tmp) / f"model{want}"
-            _convert_with_catboost(self.path, converted, suffix[1:], want[1:])
+            _convert.convert(src, converted, suffix[1:], want[1:], name=self.path)
             return self._load_file(converted, catboost_lib)
 
     def _load_file(self, path: Path, catboost_lib: Any) -> int:
@@ -402,10 +393,7 @@ class Ranker:
         t0 = time.perf_counter()
         queued = 0.0 if submitted is None else t0 - submitted
         n = req.n
-        k = n if top_k is None else int(top_k)
-        if isinstance(top_k, bool) or k < 0:
-            raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
-        k = min(k, n)
+        k = top_k_arg(top_k, n)
         order = np.empty(k, dtype=np.int64)
         scores = np.empty(k, dtype=np.float64)
         ffi = _native.ffi

@@ -103,14 +103,21 @@ def _load() -> Any:
                 f"pyfeat's native library is missing at {path}; build it with `make lib` "
                 "(or reinstall pyfeat)"
             )
-        handle = ffi.dlopen(str(path))
+        # Marked before dlopen: from the moment the Go runtime may start, a
+        # child forked by another thread must get ForkError, not a second
+        # load that finds the library mapped and its runtime's threads gone.
+        _loaded_in_pid = os.getpid()
+        try:
+            handle = ffi.dlopen(str(path))
+        except OSError:
+            _loaded_in_pid = None  # nothing was loaded
+            raise
         version = handle.pf_abi_version()
         if version != ABI_VERSION:
             raise ImportError(
                 f"{path} has C ABI version {version}, this pyfeat needs {ABI_VERSION}: "
                 "the library is stale, rebuild it with `make lib`"
             )
-        _loaded_in_pid = os.getpid()
         _lib = handle
         return handle
 

@@ -151,13 +151,18 @@ def _warning_printer(command: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ._lifetime import Terminated, sigterm_as_interrupt
     from .errors import PyfeatError
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _warning_printer(args.command)
         try:
-            return int(args.func(args) or 0)
+            with sigterm_as_interrupt():  # SIGTERM cleans up like Ctrl-C
+                return int(args.func(args) or 0)
+        except Terminated:
+            print(f"pyfeat {args.command}: terminated; no output written", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             print(f"pyfeat {args.command}: interrupted; no output written", file=sys.stderr)
             return 130

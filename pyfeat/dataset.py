@@ -38,7 +38,10 @@ one row group at a time, so memory does not grow with the log. The events are
 held in memory, compactly (once parsed, ~9 bytes per (request, item) pair
 and 36 per request id). Output goes to a temporary file in the output's
 directory, renamed over the output only when complete: a failure never
-leaves a partial file.
+leaves a partial file. Workers die with the parent (a parent-death signal),
+however it ends; SIGTERM cleans up like Ctrl-C. A run killed with SIGKILL
+leaves its temporary file ``.OUT.<random>.tmp``: the next run for the same
+OUT removes it (runs in progress hold a lock on theirs, which is kept).
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _lifetime
 from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, compute_prepared
 from ._inputs import threads_arg
 from .errors import InputError, PyfeatError
@@ -292,8 +295,12 @@ def _first_bad_line(path: str) -> str:
 _threads = 0  # goroutines per call in this worker, 0 for all cores
 
 
-def _worker_init(threads: int | None) -> None:
+def _worker_init(threads: int | None, parent_pid: int | None = None) -> None:
     global _threads
+    if parent_pid is not None:
+        from ._lifetime import die_with_parent
+
+        die_with_parent(parent_pid)  # no orphan when the parent is killed
     _threads = threads_arg(threads)
 
 
@@ -477,9 +484,10 @@ def build_dataset(
     stats.log_bytes = sum(os.path.getsize(p) for p in paths)
     read_stats = ReadStats()
 
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A run killed with SIGKILL leaves its temporary file: the next run for
+    # the same output removes it (see pyfeat/_lifetime.py).
+    _lifetime.remove_stale_temps(out)
+    lock_fd, tmp = _lifetime.create_locked_temp(out)
     writer: _Writer | None = None
     pool: ProcessPoolExecutor | None = None
     bar = None
@@ -531,7 +539,8 @@ def build_dataset(
             import multiprocessing
 
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+            pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(threads, os.getpid()))
             inflight: collections.deque[tuple[str, list[RecordRef], Future[Any]]] = collections.deque()
             # Bounded submission: never more than 2 batches per worker exist
             # at once, however long the log (Pool.imap would read it all).
@@ -598,6 +607,7 @@ def build_dataset(
             raise DatasetError(f"a worker process died while replaying the logs ({e}); no output written") from e
         raise
     finally:
+        os.close(lock_fd)
         if bar is not None:
             bar.close()
     stats.seconds = time.perf_counter() - t0

@@ -6,6 +6,9 @@ Go engine and the baseline of the benchmarks, so it favours clarity over
 speed, but it must compute exactly what the feature table in
 ``features/catalogue.go`` defines:
 
+* it takes valid records only (DESIGN.md): every timestamp in unix seconds
+  in [0, 2^40], every float finite (``source_score`` too); the Go engine
+  refuses the rest with an InputError, so there is nothing to compare there;
 * time differences are taken in floating point (``float(now) - float(ts)``);
 * sums run in the input order, one ``+=`` at a time (never ``sum()``, whose
   rounding changed in Python 3.12), so they round as the Go code does;

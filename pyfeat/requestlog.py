@@ -207,6 +207,13 @@ class RequestLog:
         fsync: ``True`` syncs to disk after every record (durable, slow);
             by default records reach the OS at once (they survive a crash of
             the process) and the disk at ``close()``.
+        on_corrupt: what ``"a"`` does with a file damaged *before* its last
+            intact record (which no crash leaves): ``"error"`` (default)
+            raises :class:`LogFormatError`; ``"skip"`` appends after the
+            last intact record with a warning, leaving the damage where it
+            is (readers then need ``on_corrupt="skip"``, ``pyfeat dataset
+            --skip-corrupt``). A service that must start logging whatever
+            the file holds passes ``"skip"``, or logs to a new file.
 
     Thread-safe: many serving threads may append at once; each record is
     written whole, by one ``writev`` under a lock (continued if the OS
@@ -214,9 +221,12 @@ class RequestLog:
     context manager: leaving the ``with`` block closes it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "a", *, fsync: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], mode: str = "a", *, fsync: bool = False,
+                 on_corrupt: str = "error") -> None:
         if mode not in ("a", "w", "x"):
             raise ValueError(f"mode must be 'a', 'w' or 'x', got {mode!r}")
+        if on_corrupt not in ("error", "skip"):
+            raise ValueError(f"on_corrupt must be 'error' or 'skip', got {on_corrupt!r}")
         self.path = Path(path)
         self._fsync = bool(fsync)
         self._lock = threading.Lock()
@@ -232,7 +242,7 @@ class RequestLog:
                 os.ftruncate(fd, 0)
             end = os.fstat(fd).st_size
             if end > 0:
-                end = _recover_end(self.path)
+                end = _recover_end(self.path, on_corrupt)
                 os.ftruncate(fd, end)
             if end == 0:
                 _write_all(fd, [_FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, FILE_HEADER_SIZE, 0)])
@@ -357,15 +367,16 @@ def _write_all(fd: int, parts: list[Any]) -> None:
                 n = 0
 
 
-def _recover_end(path: Path) -> int:
+def _recover_end(path: Path, on_corrupt: str = "error") -> int:
     """End of the last intact record of an existing log (0 for an empty or
-    torn-header file). Damage before the end raises LogFormatError."""
+    torn-header file). Damage before the end raises LogFormatError, or with
+    on_corrupt="skip" is skipped with a warning."""
     end = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            refs = scan_log(path, f=f)
+            refs = scan_log(path, f=f, on_corrupt=on_corrupt)
             last = None
             for ref in refs:
                 last = ref
@@ -376,6 +387,10 @@ def _recover_end(path: Path) -> int:
                 payload = _pread(f, last.offset + REC_HEADER_SIZE, last.length)
                 if zlib.crc32(payload) != last.crc:
                     end = last.offset
+    skipped = [str(w.message) for w in caught if "corrupt bytes" in str(w.message)]
+    for message in skipped:
+        warnings.warn(f"{message}; appending after the last intact record", RequestLogWarning, stacklevel=3)
+    caught = [w for w in caught if "corrupt bytes" not in str(w.message)]
     if end < size:
         what = "; ".join(str(w.message) for w in caught) or "a damaged last record"
         warnings.warn(

@@ -20,7 +20,7 @@ def catboost_fixture(name: str) -> Path:
     """A file of the CatBoost golden fixtures (written by
     catboost/testdata/make_golden.py; its README describes them). Python
     tests find them only through this function."""
-    return REPO / "tests" / "fixtures" / "catboost" / name
+    return REPO / "catboost" / "testdata" / name
 
 
 def base_item(i: int = 0, **overrides):

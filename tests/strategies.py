@@ -25,7 +25,8 @@ PRICE = st.one_of(
     st.floats(0, 1e300, allow_nan=False, allow_infinity=False),
     st.sampled_from([0, 0.0, 1, 999.99]),
 )
-TS = st.one_of(st.integers(NOW - 90 * 86400, NOW + 3600), INT64)
+# Unix seconds in [0, 2^40], the range `now` has too (milliseconds are refused).
+TS = st.one_of(st.integers(NOW - 90 * 86400, NOW + 3600), st.integers(0, 2**40))
 COUNT = st.integers(0, 2**62)
 
 
@@ -111,7 +112,7 @@ def requests(draw, max_items: int = 12):
             cands["source"] = draw(st.lists(st.integers(0, 7), min_size=n, max_size=n))
         if draw(st.booleans()):
             cands["source_score"] = draw(
-                st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=n, max_size=n)
+                st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=n, max_size=n)
             )
         if draw(st.booleans()):
             cands["source_rank"] = draw(st.lists(st.integers(0, 2**40), min_size=n, max_size=n))
