@@ -133,3 +133,58 @@ def test_rank_pyfeat(benchmark, scoring, request3000):
     np.testing.assert_allclose(scores, want_scores, rtol=1e-9)
     assert np.array_equal(order, want_order)
     benchmark(ranker.rank, req.user_blob, req.item_blobs, req.candidates)
+
+
+# ---- scoring a model with categorical features ----------------------------
+
+@pytest.fixture(scope="module")
+def cat_scoring(cat_model_1000x6):
+    from catboost import CatBoost, Pool
+
+    from conftest import CAT_COLUMNS, categorical_table
+
+    cb = CatBoost()
+    cb.load_model(str(cat_model_1000x6.with_suffix(".cbm")))
+    X = categorical_table(np.random.default_rng(12), 3000)
+    # Apply time sees values training never did.
+    X.loc[::7, "city"] = "city-never-seen"
+    X.loc[::11, "seller"] = 10**7
+    want = np.asarray(cb.predict(Pool(X, cat_features=CAT_COLUMNS), prediction_type="RawFormulaVal", thread_count=1))
+    return cb, X, cat_model_1000x6.with_suffix(".json"), want
+
+
+def _cat_group(threads):
+    return f"predict categorical: 3000 rows x (8 float + 7 categorical), 1000 trees depth 6, {threads} thread(s)"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_predict_cat_catboost(benchmark, cat_scoring, threads):
+    from catboost import Pool
+
+    from conftest import CAT_COLUMNS
+
+    cb, X, _, want = cat_scoring
+    benchmark.group = _cat_group(threads)
+    got = cb.predict(Pool(X, cat_features=CAT_COLUMNS), prediction_type="RawFormulaVal", thread_count=threads)
+    assert np.array_equal(got, want)
+    benchmark(lambda: cb.predict(Pool(X, cat_features=CAT_COLUMNS), prediction_type="RawFormulaVal", thread_count=threads))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_predict_cat_pylignum(benchmark, cat_scoring, threads):
+    import lignum
+
+    _, X, path, want = cat_scoring
+    model = lignum.load(str(path))
+    assert np.array_equal(model.predict(X, raw_score=True, n_jobs=threads), want)
+    benchmark.group = _cat_group(threads)
+    benchmark(model.predict, X, raw_score=True, n_jobs=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_predict_cat_pyfeat(benchmark, cat_scoring, threads):
+    _, X, path, want = cat_scoring
+    model = pyfeat.Model(path, threads=threads)
+    assert np.array_equal(model.predict(X), want)
+    benchmark.group = _cat_group(threads)
+    benchmark(model.predict, X)

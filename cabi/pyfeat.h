@@ -26,7 +26,7 @@
 
 /* PF_ABI_VERSION: bumped whenever a signature below changes; the binding
  * refuses a library that reports another version (a stale build). */
-#define PF_ABI_VERSION 5
+#define PF_ABI_VERSION 6
 
 /* Status codes. */
 #define PF_OK 0
@@ -131,6 +131,30 @@ int32_t pf_model_describe(int64_t handle, char* buf, int64_t cap, int64_t* neede
  * float32 row-major; out: n_rows x dimensions float64, out_len values. */
 int32_t pf_model_predict(int64_t handle, float* x, int64_t n_rows, int64_t n_cols,
                          int32_t threads, double* out, int64_t out_len, pf_status* st);
+
+/* ---- categorical models ---------------------------------------------
+ * A model's training table has float and categorical columns. Categorical
+ * values cross as CatBoost's 32-bit hashes of their strings (integers as
+ * their decimal strings), computed by pf_cat_hash_strings/_ints. */
+
+/* pf_model_cat_layout: writes a JSON object {"float_flat": [...],
+ * "cat_flat": [...], "cat_feature_names": [...]}: the training-table column
+ * of each float and each categorical feature. */
+int32_t pf_model_cat_layout(int64_t handle, char* buf, int64_t cap, int64_t* needed, pf_status* st);
+
+/* pf_cat_hash_strings: out[i] = hash of bytes blob[offsets[i]:offsets[i+1]]
+ * for i < n (offsets has n+1 entries, offsets[0] = 0). */
+int32_t pf_cat_hash_strings(uint8_t* blob, int64_t* offsets, int64_t n, uint32_t* out, pf_status* st);
+
+/* pf_cat_hash_ints: out[i] = hash of the decimal string of values[i]. */
+int32_t pf_cat_hash_ints(int64_t* values, int64_t n, uint32_t* out, pf_status* st);
+
+/* pf_model_predict_cat: raw values for n_rows rows of n_float float32
+ * features (x) and n_cat hashed categorical values (cats), both row-major;
+ * out: n_rows x dimensions float64, out_len values. */
+int32_t pf_model_predict_cat(int64_t handle, float* x, int64_t n_rows, int64_t n_float,
+                             uint32_t* cats, int64_t n_cat, int32_t threads,
+                             double* out, int64_t out_len, pf_status* st);
 
 /* pf_rank: features, scores and order of one request in one call, with
  * the model that handle serves when the call starts (request arguments and

@@ -13,8 +13,8 @@ import (
 
 // ErrUnsupported is matched (errors.Is) by every error LoadJSON returns for
 // a well-formed model that the native evaluator refuses because it cannot
-// evaluate it exactly: categorical, text or embedding features,
-// non-symmetric trees, unknown split types or keys. Callers may fall back to
+// evaluate it exactly: text or embedding features, non-symmetric trees,
+// unknown split types, CTR types or keys. Callers may fall back to
 // the capi backend for those; any other load error means a broken file.
 var ErrUnsupported = errors.New("catboost model not supported by the native evaluator")
 
@@ -72,6 +72,7 @@ type rawFloatFeature struct {
 	FeatureIndex     *int      `json:"feature_index"`
 	FlatFeatureIndex *int      `json:"flat_feature_index"`
 	NanTreatment     *string   `json:"nan_value_treatment"`
+	HasNans          *bool     `json:"has_nans"`
 }
 
 type rawSplit struct {
@@ -79,6 +80,10 @@ type rawSplit struct {
 	FloatFeature *int     `json:"float_feature_index"`
 	Border       *float64 `json:"border"`
 	SplitIndex   *int     `json:"split_index"`
+	// One-hot and CTR splits.
+	CatFeatureIndex *int   `json:"cat_feature_index"`
+	Value           *int64 `json:"value"`
+	CtrTargetBorder *int   `json:"ctr_target_border_idx"`
 }
 
 type rawTree struct {
@@ -131,12 +136,10 @@ func parseJSONModel(data []byte) (*NativeModel, error) {
 	for _, key := range slices.Sorted(maps.Keys(top)) {
 		raw := top[key]
 		switch key {
-		case "features_info", "model_info", "oblivious_trees", "scale_and_bias":
+		case "features_info", "model_info", "oblivious_trees", "scale_and_bias", "ctr_data":
 		case "trees":
-			return nil, unsupported(`non-symmetric trees ("trees", grow_policy Depthwise or Lossguide)`)
-		case "ctr_data":
 			if !isNullOrEmpty(raw) {
-				return nil, unsupported("categorical features (ctr_data)")
+				return nil, unsupported(`non-symmetric trees ("trees", grow_policy Depthwise or Lossguide)`)
 			}
 		default:
 			return nil, unsupported("unknown top-level key %q", key)
@@ -151,9 +154,16 @@ func parseJSONModel(data []byte) (*NativeModel, error) {
 	}
 	m.meta = meta
 
-	features, err := parseFeaturesInfo(top["features_info"])
+	features, cp, err := parseFeaturesInfo(top["features_info"])
 	if err != nil {
 		return nil, fmt.Errorf("features_info: %w", err)
+	}
+	if cp != nil {
+		if cp.tables, err = parseCtrData(top["ctr_data"]); err != nil {
+			return nil, fmt.Errorf("ctr_data: %w", err)
+		}
+	} else if !isNullOrEmpty(top["ctr_data"]) {
+		return nil, errors.New("ctr_data without categorical features")
 	}
 	m.numFeatures = len(features)
 	for _, f := range features {
@@ -203,7 +213,7 @@ func parseJSONModel(data []byte) (*NativeModel, error) {
 	}
 	m.dims, m.scale, m.bias = dims, scale, bias
 
-	if err := m.build(features, trees); err != nil {
+	if err := m.build(features, trees, cp); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -248,7 +258,9 @@ func parseModelInfo(raw json.RawMessage) (map[string]string, error) {
 // floatFeature is a float feature as read from features_info.
 type floatFeature struct {
 	name    string
+	flat    int
 	nan     nanTreatment
+	hasNans bool
 	borders []float32
 	// splitBase is the split_index of this feature's first border: CatBoost
 	// numbers the binary features of all float features consecutively.
@@ -263,39 +275,38 @@ const (
 	nanAsTrue
 )
 
-func parseFeaturesInfo(raw json.RawMessage) ([]floatFeature, error) {
+func parseFeaturesInfo(raw json.RawMessage) ([]floatFeature, *catParse, error) {
 	if raw == nil || isNullOrEmpty(raw) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var info map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &info); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, key := range slices.Sorted(maps.Keys(info)) {
 		v := info[key]
 		switch key {
-		case "float_features":
-		case "categorical_features", "ctrs", "cat_features_hash":
-			if !isNullOrEmpty(v) {
-				return nil, unsupported("categorical features (%s)", key)
-			}
+		case "float_features", "categorical_features", "ctrs":
+		case "cat_features_hash":
+			// Hash to string, for people reading the file; not needed to
+			// evaluate.
 		case "text_features":
 			if !isNullOrEmpty(v) {
-				return nil, unsupported("text features (%s)", key)
+				return nil, nil, unsupported("text features (%s)", key)
 			}
 		case "embedding_features":
 			if !isNullOrEmpty(v) {
-				return nil, unsupported("embedding features (%s)", key)
+				return nil, nil, unsupported("embedding features (%s)", key)
 			}
 		default:
-			return nil, unsupported("unknown key %q", key)
+			return nil, nil, unsupported("unknown key %q", key)
 		}
 	}
 	var raws []rawFloatFeature
 	if rawFeatures, ok := info["float_features"]; ok {
 		var err error
 		if raws, err = decodeArray[rawFloatFeature](rawFeatures); err != nil {
-			return nil, fmt.Errorf("float_features%w", prefixIndexError(err))
+			return nil, nil, fmt.Errorf("float_features%w", prefixIndexError(err))
 		}
 	}
 	features := make([]floatFeature, len(raws))
@@ -303,13 +314,63 @@ func parseFeaturesInfo(raw json.RawMessage) ([]floatFeature, error) {
 	for i, r := range raws {
 		f, err := convertFloatFeature(i, &r)
 		if err != nil {
-			return nil, fmt.Errorf("float_features[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("float_features[%d]: %w", i, err)
 		}
 		f.splitBase = splitBase
 		splitBase += len(f.borders)
 		features[i] = f
 	}
-	return features, nil
+	cats, err := parseCatFeatures(info["categorical_features"])
+	if err != nil {
+		return nil, nil, err
+	}
+	ctrs, err := parseCtrs(info["ctrs"])
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cats) == 0 && len(ctrs) > 0 {
+		return nil, nil, errors.New("ctrs without categorical_features")
+	}
+	// Columns of the training table: float and categorical features
+	// together must number them 0..n-1, each kind in its own order.
+	seen := make([]bool, len(features)+len(cats))
+	prev := -1
+	for i := range features {
+		fl := features[i].flat
+		if fl < 0 || fl >= len(seen) || seen[fl] || fl < prev {
+			if fl >= len(seen) {
+				return nil, nil, unsupported("float_features[%d]: flat_feature_index %d: the model has columns that are neither float nor categorical features", i, fl)
+			}
+			return nil, nil, fmt.Errorf("float_features[%d]: flat_feature_index %d does not fit the model's %d columns", i, fl, len(seen))
+		}
+		seen[fl], prev = true, fl
+	}
+	prev = -1
+	for i := range cats {
+		fl := cats[i].flat
+		if fl < 0 || fl >= len(seen) || seen[fl] || fl < prev {
+			if fl >= len(seen) {
+				return nil, nil, unsupported("categorical_features[%d]: flat_feature_index %d: the model has columns that are neither float nor categorical features", i, fl)
+			}
+			return nil, nil, fmt.Errorf("categorical_features[%d]: flat_feature_index %d does not fit the model's %d columns", i, fl, len(seen))
+		}
+		seen[fl], prev = true, fl
+	}
+	if len(cats) == 0 {
+		return features, nil, nil
+	}
+	cp := &catParse{cats: cats, ctrs: ctrs}
+	for ci := range cats {
+		for vi := range cats[ci].oneHot {
+			cp.oneHotPairs = append(cp.oneHotPairs, [2]int{ci, vi})
+		}
+	}
+	base := 0
+	for i := range ctrs {
+		ctrs[i].splitBase = base
+		base += len(ctrs[i].borders)
+	}
+	return features, cp, nil
 }
 
 func convertFloatFeature(i int, r *rawFloatFeature) (floatFeature, error) {
@@ -323,9 +384,9 @@ func convertFloatFeature(i int, r *rawFloatFeature) (floatFeature, error) {
 	if *r.FeatureIndex != i {
 		return f, fmt.Errorf("feature_index %d, want %d (its position in float_features)", *r.FeatureIndex, i)
 	}
-	if *r.FlatFeatureIndex != i {
-		return f, unsupported("flat_feature_index %d differs from feature_index %d: the model has columns that are not float features", *r.FlatFeatureIndex, i)
-	}
+	f.flat = *r.FlatFeatureIndex
+	// Absent from older exports: NaN is then replaced as the treatment says.
+	f.hasNans = r.HasNans == nil || *r.HasNans
 	if r.NanTreatment == nil {
 		return f, errors.New("missing nan_value_treatment")
 	}
@@ -399,23 +460,30 @@ func parseScaleAndBias(raw json.RawMessage) (float64, []float64, error) {
 	return scale, bias, nil
 }
 
-// checkSplit validates one split against features_info and returns its
-// feature and float32 border. CatBoost itself evaluates a JSON model through
-// split_index (a position among all features' borders), so the file's
-// border, feature and split_index must agree for our reading to be its.
-func checkSplit(s *rawSplit, features []floatFeature) (int, float32, error) {
+// resolveSplit validates one split against features_info and returns the
+// binary feature it tests. CatBoost itself evaluates a JSON model through
+// split_index (a position among all binary features), so the file's
+// fields and split_index must agree for our reading to be its.
+func resolveSplit(s *rawSplit, features []floatFeature, cp *catParse, floatBorders int) (splitRef, error) {
 	if s.SplitType == nil {
-		return 0, 0, errors.New("missing split_type")
+		return splitRef{}, errors.New("missing split_type")
 	}
 	switch *s.SplitType {
 	case "FloatFeature":
-	case "OneHotFeature":
-		return 0, 0, unsupported("categorical features (split_type OneHotFeature)")
-	case "OnlineCtr":
-		return 0, 0, unsupported("categorical features (split_type OnlineCtr)")
-	default:
-		return 0, 0, unsupported("split_type %q", *s.SplitType)
+		f, b, err := checkFloatSplit(s, features)
+		return splitRef{kind: 'f', index: f, border: b}, err
+	case "OneHotFeature", "OnlineCtr":
+		if cp == nil {
+			return splitRef{}, fmt.Errorf("split_type %s in a model without categorical features", *s.SplitType)
+		}
+		return cp.resolveCatSplit(s, floatBorders)
 	}
+	return splitRef{}, unsupported("split_type %q", *s.SplitType)
+}
+
+// checkFloatSplit validates a float split and returns its feature and
+// float32 border.
+func checkFloatSplit(s *rawSplit, features []floatFeature) (int, float32, error) {
 	if s.FloatFeature == nil || s.Border == nil {
 		return 0, 0, errors.New("missing float_feature_index or border")
 	}

@@ -38,6 +38,8 @@ type NativeModel struct {
 	// vec is the trees' layout for the AVX2 kernel, nil when the model
 	// does not fit it; the pure-Go evaluator then runs the trees.
 	vec *vecModel
+	// cat is the categorical part, nil for a model of float features only.
+	cat *catModel
 
 	scratch sync.Pool // *scratch, so that repeated calls do not allocate
 	closed  atomic.Bool
@@ -105,6 +107,14 @@ type scratch struct {
 	binBytes []byte
 	idx      []byte // [chunkTrees][blockSize]
 	counts8  []byte
+
+	// Categorical models: the bins of a super-block of blocks (see
+	// fillCat), and per row the hashes of a combination and its prefixes
+	// and the packed CTR bins found for it.
+	super      []uint64
+	superBytes []byte
+	hashes     []uint64
+	vals64     []uint64
 }
 
 // NumFeatures is the number of float features (columns) a row must have.
@@ -141,6 +151,9 @@ func (m *NativeModel) Close() error {
 func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int) error {
 	if m.closed.Load() {
 		return errors.New("catboost: PredictRaw: model is closed")
+	}
+	if m.cat != nil {
+		return fmt.Errorf("catboost: PredictRaw: the model has %d categorical features: use PredictRawCat", m.cat.numCat)
 	}
 	if n < 0 {
 		return fmt.Errorf("catboost: PredictRaw: negative row count %d", n)
@@ -204,6 +217,13 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	return nil
 }
 
+// littleEndian tells that the bins of row i of a slot, byte i%8 of word
+// i/8, are byte i of the slot's memory.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
 func (m *NativeModel) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
@@ -215,6 +235,15 @@ func (m *NativeModel) getScratch() *scratch {
 		lo:     make([]uint64, blockWords),
 		hi:     make([]uint64, blockWords),
 		sums:   make([]float64, blockSize*m.dims),
+	}
+	if m.cat != nil {
+		s.hashes = make([]uint64, (m.cat.maxDepth+1)*superBlocks*blockSize)
+		s.vals64 = make([]uint64, superBlocks*blockSize)
+		s.super = make([]uint64, superBlocks*len(s.bins))
+		if littleEndian {
+			// fillCat writes bins a byte per row.
+			s.superBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.super))), len(s.super)*8)
+		}
 	}
 	if canAVX2 {
 		s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
@@ -230,22 +259,26 @@ func (m *NativeModel) predictBlock(x []float32, n, b int, out []float64, s *scra
 	start := b * blockSize
 	nb := min(blockSize, n-start)
 	rows := x[start*m.numFeatures : (start+nb)*m.numFeatures]
-	var sums []float64
-	switch {
-	case vec && m.vec != nil:
+	if vec {
 		m.quantizeVec(rows, nb, s)
+	} else {
+		m.quantize(rows, nb, s.bins, s.vals, s.counts)
+	}
+	m.evalBlock(start, nb, out, s, vec)
+}
+
+// evalBlock runs the trees over the nb rows from row start whose bins are
+// in s, and writes their outputs.
+func (m *NativeModel) evalBlock(start, nb int, out []float64, s *scratch, vec bool) {
+	var sums []float64
+	if vec && m.vec != nil {
 		// The kernel runs groups of 16 rows; rows past nb in the last
 		// group are evaluated for nothing on stale bins.
 		groups := (nb + 15) / 16
 		sums = s.sums[:groups*16]
 		clear(sums)
 		m.evalVec(s, sums, groups)
-	default:
-		if vec {
-			m.quantizeVec(rows, nb, s)
-		} else {
-			m.quantize(rows, nb, s.bins, s.vals, s.counts)
-		}
+	} else {
 		// Trees run over whole words of 8 rows; rows past nb in the last
 		// word are evaluated for nothing, which is cheaper than
 		// special-casing them.
@@ -487,23 +520,35 @@ func gatherMulti(lo []uint64, loShift uint, hi []uint64, hiShift uint, leaves, s
 
 // build turns the validated features and trees into the evaluation layout.
 // Only features some split uses are quantized, and only against the borders
-// the splits use.
-func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
+// the splits use. cp is the categorical part, nil for a float-only model.
+func (m *NativeModel) build(features []floatFeature, trees []rawTree, cp *catParse) error {
 	used := make([][]float32, len(features))
-	type parsedSplit struct {
-		feature int
-		border  float32
+	floatBorders := 0
+	for i := range features {
+		floatBorders += len(features[i].borders)
 	}
-	splits := make([][]parsedSplit, len(trees))
+	usedOneHot := map[int]bool{}
+	var usedCtr [][]float32
+	if cp != nil {
+		usedCtr = make([][]float32, len(cp.ctrs))
+	}
+	splits := make([][]splitRef, len(trees))
 	for t := range trees {
-		splits[t] = make([]parsedSplit, len(trees[t].Splits))
+		splits[t] = make([]splitRef, len(trees[t].Splits))
 		for k, s := range trees[t].Splits {
-			f, b, err := checkSplit(&s, features)
+			ref, err := resolveSplit(&s, features, cp, floatBorders)
 			if err != nil {
 				return fmt.Errorf("oblivious_trees[%d].splits[%d]: %w", t, k, err)
 			}
-			splits[t][k] = parsedSplit{f, b}
-			used[f] = append(used[f], b)
+			splits[t][k] = ref
+			switch ref.kind {
+			case 'f':
+				used[ref.index] = append(used[ref.index], ref.border)
+			case 'o':
+				usedOneHot[ref.index] = true
+			case 'c':
+				usedCtr[ref.index] = append(usedCtr[ref.index], ref.border)
+			}
 		}
 	}
 
@@ -521,7 +566,7 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 			slots:   (len(used[f]) + binMax - 1) / binMax,
 		}
 		q.nanValue = float32(math.Inf(-1))
-		if features[f].nan == nanAsTrue {
+		if features[f].nan == nanAsTrue && features[f].hasNans {
 			q.nanValue = float32(math.Inf(1))
 		}
 		m.numSlots += q.slots
@@ -530,6 +575,15 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 		}
 		quantOf[f] = len(m.quant)
 		m.quant = append(m.quant, q)
+	}
+
+	var oneHotSlotOf map[int]int
+	var ctrQuant []*quantizer
+	if cp != nil {
+		var err error
+		if oneHotSlotOf, ctrQuant, err = m.buildCat(cp, features, usedOneHot, usedCtr); err != nil {
+			return err
+		}
 	}
 
 	nSplits, nLeaves := 0, 0
@@ -543,7 +597,17 @@ func (m *NativeModel) build(features []floatFeature, trees []rawTree) error {
 	for t := range trees {
 		s0, l0 := len(allSplits), len(allLeaves)
 		for _, s := range splits[t] {
-			q := &m.quant[quantOf[s.feature]]
+			var q *quantizer
+			switch s.kind {
+			case 'o':
+				// Its own slot, whose bin is 1 on a match: bin > 0.
+				allSplits = append(allSplits, split{off: int32(oneHotSlotOf[s.index] * blockWords), d: binMax * lowBytes})
+				continue
+			case 'c':
+				q = ctrQuant[s.index]
+			default:
+				q = &m.quant[quantOf[s.index]]
+			}
 			threshold, _ := slices.BinarySearch(q.borders, s.border)
 			slot := q.slot + threshold/binMax
 			allSplits = append(allSplits, split{

@@ -232,18 +232,14 @@ func mutate(t *testing.T, old, new string) string {
 
 func TestRefusesUnsupported(t *testing.T) {
 	cases := []struct{ name, js, msg string }{
-		{"categorical features", mutate(t, `"float_features": [`, `"categorical_features": [{"feature_index": 0, "flat_feature_index": 2}], "float_features": [`), "categorical features"},
-		{"ctrs", mutate(t, `"float_features": [`, `"ctrs": [{}], "float_features": [`), "categorical features"},
-		{"ctr_data", mutate(t, `"scale_and_bias"`, `"ctr_data": {"x": {}}, "scale_and_bias"`), "ctr_data"},
 		{"text features", mutate(t, `"float_features": [`, `"text_features": [{}], "float_features": [`), "text features"},
 		{"embedding features", mutate(t, `"float_features": [`, `"embedding_features": [{}], "float_features": [`), "embedding features"},
 		{"unknown features_info key", mutate(t, `"float_features": [`, `"future_features": [], "float_features": [`), "future_features"},
 		{"non-symmetric trees", `{"trees": [{"value": 1}], "features_info": {}}`, "non-symmetric"},
-		{"one-hot split", mutate(t, `"split_index": 1, "split_type": "FloatFeature"`, `"split_index": 1, "split_type": "OneHotFeature"`), "OneHotFeature"},
-		{"ctr split", mutate(t, `"split_index": 1, "split_type": "FloatFeature"`, `"split_index": 1, "split_type": "OnlineCtr"`), "OnlineCtr"},
 		{"unknown split type", mutate(t, `"split_index": 1, "split_type": "FloatFeature"`, `"split_index": 1, "split_type": "EstimatedFeature"`), "EstimatedFeature"},
 		{"unknown top-level key", mutate(t, `"scale_and_bias"`, `"leaf_stats": [], "scale_and_bias"`), "leaf_stats"},
-		{"non-float column", mutate(t, `"feature_index": 1, "flat_feature_index": 1`, `"feature_index": 1, "flat_feature_index": 3`), "not float features"},
+		{"non-float column", mutate(t, `"feature_index": 1, "flat_feature_index": 1`, `"feature_index": 1, "flat_feature_index": 3`), "neither float nor categorical"},
+		{"unknown CTR type", mutate(t, `"float_features": [`, `"categorical_features": [{"feature_index": 0, "flat_feature_index": 2}], "ctrs": [{"ctr_type": "Mystery"}], "float_features": [`), "Mystery"},
 		{"unknown NaN treatment", mutate(t, `"AsTrue"`, `"AsMean"`), "AsMean"},
 	}
 	for _, c := range cases {
@@ -257,6 +253,26 @@ func TestRefusesUnsupported(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.msg) || !strings.HasPrefix(err.Error(), "catboost: load JSON model: ") {
 				t.Errorf("error %q lacks the prefix or %q", err, c.msg)
+			}
+		})
+	}
+	// Categorical parts that contradict each other are broken files, not
+	// unsupported ones.
+	broken := []struct{ name, js, msg string }{
+		{"ctrs without cat features", mutate(t, `"float_features": [`, `"ctrs": [{"ctr_type": "Borders", "elements": [{"combination_element": "cat_feature_value", "cat_feature_index": 0}], "prior_numerator": 0, "prior_denomerator": 1, "shift": 0, "scale": 1, "target_border_idx": 0, "borders": [0.5]}], "float_features": [`), "ctrs without categorical_features"},
+		{"ctr_data without cat features", mutate(t, `"scale_and_bias"`, `"ctr_data": {"x": {}}, "scale_and_bias"`), "ctr_data without categorical"},
+		{"one-hot split without cat features", mutate(t, `"split_index": 1, "split_type": "FloatFeature"`, `"split_index": 1, "split_type": "OneHotFeature"`), "OneHotFeature"},
+		{"ctr split without cat features", mutate(t, `"split_index": 1, "split_type": "FloatFeature"`, `"split_index": 1, "split_type": "OnlineCtr"`), "OnlineCtr"},
+		{"cat feature out of place", mutate(t, `"float_features": [`, `"categorical_features": [{"feature_index": 1, "flat_feature_index": 2}], "float_features": [`), "feature_index 1"},
+	}
+	for _, c := range broken {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := LoadJSON([]byte(c.js))
+			if err == nil {
+				t.Fatalf("loaded: %v", m)
+			}
+			if errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("error %q: want a plain error naming %q", err, c.msg)
 			}
 		})
 	}

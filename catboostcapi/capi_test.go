@@ -3,6 +3,7 @@ package catboostcapi
 import (
 	"errors"
 	"fmt"
+	"github.com/pyfeat/pyfeat/catboost"
 	"math"
 	"math/rand"
 	"os"
@@ -367,12 +368,84 @@ func TestLoadModelErrors(t *testing.T) {
 	}
 }
 
-func TestCategoricalFeaturesRefused(t *testing.T) {
+// TestCategoricalFeatures: hashed categorical values reach
+// CalcModelPredictionWithHashedCatFeatures row by row, as the C int the API
+// takes, and the column layout comes from Get{Float,Cat}FeatureIndices.
+func TestCategoricalFeatures(t *testing.T) {
 	lib := openFake(t)
-	lm := newLinearModel(rand.New(rand.NewSource(5)), 2, 1)
-	_, err := lib.LoadModel(lm.write(t, "cat 3\n"))
-	if err == nil || !strings.Contains(err.Error(), "3 categorical") {
-		t.Fatalf("LoadModel of a model with categorical features: error = %v", err)
+	rng := rand.New(rand.NewSource(5))
+	lm := newLinearModel(rng, 2, 2)
+	model, err := lib.LoadModel(lm.write(t, "cat 3\ncatflat 0 2 4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	if model.NumFeatures() != 2 || model.NumCatFeatures() != 3 {
+		t.Fatalf("%d float, %d categorical features", model.NumFeatures(), model.NumCatFeatures())
+	}
+	floats, cats := model.FlatIndexes()
+	if fmt.Sprint(floats, cats) != "[1 3] [0 2 4]" {
+		t.Fatalf("FlatIndexes() = %v, %v", floats, cats)
+	}
+	for _, n := range []int{0, 1, 7, 1500} {
+		x := randomRows(rng, n, 2)
+		h := make([]uint32, n*3)
+		for i := range h {
+			h[i] = catboost.HashCategorical(strconv.Itoa(rng.Intn(100)))
+		}
+		if n > 0 {
+			h[0] = 0xffffffff // -1 as a C int
+		}
+		// The double's sum: float terms, then categorical terms, then bias.
+		want := make([]float64, n*lm.dims)
+		for r := range n {
+			for d := range lm.dims {
+				s := 0.0
+				for j := range lm.nf {
+					v := float64(x[r*lm.nf+j])
+					if math.IsNaN(v) {
+						v = 0
+					}
+					s += float64(lm.w[d][j] * v)
+				}
+				for j := range 3 {
+					s += float64(int32(h[r*3+j])) / float64(uint64(1)<<(10+j))
+				}
+				want[r*lm.dims+d] = s + lm.bias[d]
+			}
+		}
+		for _, threads := range []int{1, 3} {
+			got := make([]float64, n*lm.dims)
+			if err := model.PredictRawCat(x, h, n, got, threads); err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Fatalf("n=%d threads=%d: out[%d] = %v, want %v", n, threads, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	x := randomRows(rng, 2, 2)
+	if err := model.PredictRaw(x, 2, make([]float64, 4), 1); err == nil || !strings.Contains(err.Error(), "PredictRawCat") {
+		t.Errorf("PredictRaw on a categorical model: %v", err)
+	}
+	if err := model.PredictRawCat(x, make([]uint32, 5), 2, make([]float64, 4), 1); err == nil {
+		t.Error("PredictRawCat with 5 values for 2 rows x 3: no error")
+	}
+
+	// Default layout: categorical columns after the float ones.
+	plain, err := lib.LoadModel(lm.write(t, "cat 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if floats, cats := plain.FlatIndexes(); fmt.Sprint(floats, cats) != "[0 1] [2 3]" {
+		t.Errorf("FlatIndexes() = %v, %v", floats, cats)
+	}
+	// A layout that does not number the columns is refused.
+	if _, err := lib.LoadModel(lm.write(t, "cat 2\ncatflat 0 0\n")); err == nil || !strings.Contains(err.Error(), "layout") {
+		t.Errorf("LoadModel with clashing columns: %v", err)
 	}
 }
 

@@ -36,6 +36,11 @@ typedef bool (*pf_SetPredictionType)(ModelCalcerHandle* modelHandle, enum EApiPr
 typedef bool (*pf_GetModelUsedFeaturesNames)(ModelCalcerHandle* modelHandle, char*** featureNames, size_t* featureCount);
 typedef const char* (*pf_GetModelInfoValue)(ModelCalcerHandle* modelHandle, const char* keyPtr, size_t keySize);
 typedef size_t (*pf_GetModelInfoValueSize)(ModelCalcerHandle* modelHandle, const char* keyPtr, size_t keySize);
+typedef bool (*pf_CalcModelPredictionWithHashedCatFeatures)(ModelCalcerHandle* modelHandle, size_t docCount,
+	const float** floatFeatures, size_t floatFeaturesSize, const int** catFeatures, size_t catFeaturesSize,
+	double* result, size_t resultSize);
+typedef bool (*pf_GetCatFeatureIndices)(ModelCalcerHandle* modelHandle, size_t** indices, size_t* count);
+typedef bool (*pf_GetFloatFeatureIndices)(ModelCalcerHandle* modelHandle, size_t** indices, size_t* count);
 
 typedef struct {
 	pf_ModelCalcerCreate ModelCalcerCreate;
@@ -53,6 +58,9 @@ typedef struct {
 	pf_GetModelUsedFeaturesNames GetModelUsedFeaturesNames;
 	pf_GetModelInfoValue GetModelInfoValue;
 	pf_GetModelInfoValueSize GetModelInfoValueSize;
+	pf_CalcModelPredictionWithHashedCatFeatures CalcModelPredictionWithHashedCatFeatures;
+	pf_GetCatFeatureIndices GetCatFeatureIndices;
+	pf_GetFloatFeatureIndices GetFloatFeatureIndices;
 } pf_api;
 
 // pf_dlopen opens a library and, on failure, returns a malloc'd copy of
@@ -95,6 +103,9 @@ static const char* pf_resolve(void* lib, pf_api* api) {
 	PF_OPTIONAL(GetModelUsedFeaturesNames)
 	PF_OPTIONAL(GetModelInfoValue)
 	PF_OPTIONAL(GetModelInfoValueSize)
+	PF_OPTIONAL(CalcModelPredictionWithHashedCatFeatures)
+	PF_OPTIONAL(GetCatFeatureIndices)
+	PF_OPTIONAL(GetFloatFeatureIndices)
 	return NULL;
 }
 
@@ -191,6 +202,55 @@ static bool pf_predict(const pf_api* api, ModelCalcerHandle* h, const float* x, 
 	return true;
 }
 
+// pf_predict_cat is pf_predict for a model with categorical features: cats
+// holds nc hashed values per row (CatBoost's 32-bit hashes, as int), passed
+// to CalcModelPredictionWithHashedCatFeatures.
+static bool pf_predict_cat(const pf_api* api, ModelCalcerHandle* h, const float* x, size_t nrows, size_t nf,
+		const int* cats, size_t nc, double* out, size_t dims, char** err) {
+	static const float empty_row[1] = {0};
+	static const int empty_cats[1] = {0};
+	size_t block = nrows < PF_BLOCK_ROWS ? nrows : PF_BLOCK_ROWS;
+	if (block == 0) {
+		return true;
+	}
+	const float** rows = (const float**)malloc(block * sizeof(*rows));
+	const int** crows = (const int**)malloc(block * sizeof(*crows));
+	if (rows == NULL || crows == NULL) {
+		free(rows);
+		free(crows);
+		*err = strdup("out of memory allocating row pointers");
+		return false;
+	}
+	for (size_t start = 0; start < nrows; start += block) {
+		size_t count = nrows - start < block ? nrows - start : block;
+		for (size_t i = 0; i < count; i++) {
+			rows[i] = nf > 0 ? x + (start + i) * nf : empty_row;
+			crows[i] = nc > 0 ? cats + (start + i) * nc : empty_cats;
+		}
+		if (!api->CalcModelPredictionWithHashedCatFeatures(h, count, rows, nf, crows, nc, out + start * dims, count * dims)) {
+			free(rows);
+			free(crows);
+			*err = pf_error(api, "CalcModelPredictionWithHashedCatFeatures failed (no error message)");
+			return false;
+		}
+	}
+	free(rows);
+	free(crows);
+	return true;
+}
+
+// pf_indices calls GetCatFeatureIndices (cat) or GetFloatFeatureIndices;
+// the caller frees *indices with free().
+static bool pf_indices(const pf_api* api, ModelCalcerHandle* h, bool cat, size_t** indices, size_t* count) {
+	*indices = NULL;
+	*count = 0;
+	pf_GetCatFeatureIndices fn = cat ? api->GetCatFeatureIndices : api->GetFloatFeatureIndices;
+	if (fn == NULL) {
+		return false;
+	}
+	return fn(h, indices, count);
+}
+
 // pf_feature_names returns the library's malloc'd names; the caller frees
 // them with pf_free_names, as the API documents (free() on each string and
 // on the array).
@@ -278,6 +338,7 @@ func dlopenLib(path string) (lib unsafe.Pointer, api cAPI, missing string, err e
 }
 
 func (a cAPI) hasFeatureNames() bool { return a.p.GetModelUsedFeaturesNames != nil }
+func (a cAPI) hasHashedCat() bool    { return a.p.CalcModelPredictionWithHashedCatFeatures != nil }
 func (a cAPI) hasMetadata() bool     { return a.p.GetModelInfoValue != nil }
 
 func (a cAPI) create() (unsafe.Pointer, error) {
@@ -366,4 +427,38 @@ func (a cAPI) infoValue(h unsafe.Pointer, key string) (string, bool) {
 		return "", false
 	}
 	return C.GoStringN(v, C.int(vlen)), true
+}
+
+// predictCat evaluates nrows rows of nf floats and nc hashed categorical
+// values; like predict, x, cats and out may be Go memory.
+func (a cAPI) predictCat(h unsafe.Pointer, x *float32, nrows, nf int, cats *uint32, nc int, out *float64, dims int) error {
+	var cerr *C.char
+	if !C.pf_predict_cat(a.p, h, (*C.float)(unsafe.Pointer(x)), C.size_t(nrows), C.size_t(nf),
+		(*C.int)(unsafe.Pointer(cats)), C.size_t(nc), (*C.double)(unsafe.Pointer(out)), C.size_t(dims), &cerr) {
+		return errors.New(takeCError(cerr))
+	}
+	return nil
+}
+
+// featureIndices returns the training-table columns of the categorical (cat)
+// or float features, ok=false when the library has no such function or the
+// call failed.
+func (a cAPI) featureIndices(h unsafe.Pointer, cat bool) ([]int, bool) {
+	var p *C.size_t
+	var n C.size_t
+	if !C.pf_indices(a.p, h, C.bool(cat), &p, &n) {
+		return nil, false
+	}
+	defer C.free(unsafe.Pointer(p))
+	if n == 0 {
+		return []int{}, true
+	}
+	if p == nil {
+		return nil, false
+	}
+	out := make([]int, int(n))
+	for i, v := range unsafe.Slice(p, int(n)) {
+		out[i] = int(v)
+	}
+	return out, true
 }

@@ -141,8 +141,8 @@ func DefaultMetadataKeys() []string {
 // model owns a C-allocated handle: call Close to free it.
 //
 // Metadata is read for DefaultMetadataKeys and extraMetadataKeys. Models with
-// categorical, text or embedding features are refused: PredictRaw passes
-// float features only.
+// text or embedding features are refused; a model with categorical features
+// is scored by PredictRawCat (CalcModelPredictionWithHashedCatFeatures).
 func (l *Library) LoadModel(path string, extraMetadataKeys ...string) (*Model, error) {
 	// CatBoost would block on a FIFO and read a device without end. A
 	// missing file is left to CatBoost, whose message says so.
@@ -169,9 +169,13 @@ func (l *Library) initModel(h unsafe.Pointer, path string, extraKeys []string) (
 		return nil, fmt.Errorf("capi: model %q: %v", path, err)
 	}
 	cat, text, emb := l.api.otherFeatureCounts(h)
-	if cat != 0 || text != 0 || emb != 0 {
-		return nil, fmt.Errorf("capi: model %q has %d categorical, %d text and %d embedding "+
-			"features; pyfeat scores float features only", path, cat, text, emb)
+	if text != 0 || emb != 0 {
+		return nil, fmt.Errorf("capi: model %q has %d text and %d embedding "+
+			"features; pyfeat scores float and categorical features only", path, text, emb)
+	}
+	if cat != 0 && !l.api.hasHashedCat() {
+		return nil, fmt.Errorf("capi: model %q has %d categorical features, but %s lacks "+
+			"CalcModelPredictionWithHashedCatFeatures", path, cat, l.path)
 	}
 	const maxInt = int(^uint(0) >> 1)
 	nf, dims := l.api.floatFeatures(h), l.api.dimensions(h)
@@ -190,6 +194,20 @@ func (l *Library) initModel(h unsafe.Pointer, path string, extraKeys []string) (
 		dims: int(dims),
 		meta: make(map[string]string),
 	}
+	if cat != 0 {
+		if cat > uint64(maxInt) {
+			return nil, fmt.Errorf("capi: model %q reports %d categorical features", path, cat)
+		}
+		// The columns of each kind in the training table, which rows given
+		// as one table are split by; without them the split is a guess.
+		floats, okF := l.api.featureIndices(h, false)
+		cats, okC := l.api.featureIndices(h, true)
+		if !okF || !okC || len(floats) != m.nf || len(cats) != int(cat) || !isLayout(floats, cats) {
+			return nil, fmt.Errorf("capi: model %q has %d categorical features, but %s does not report "+
+				"a consistent column layout (GetFloatFeatureIndices, GetCatFeatureIndices)", path, cat, l.path)
+		}
+		m.nc, m.floatFlat, m.catFlat = int(cat), floats, cats
+	}
 	// Names are kept only when there is one per column: the function lists
 	// the features the model stores, in column order, and a count that
 	// differs from the float feature count cannot be matched to columns.
@@ -202,4 +220,20 @@ func (l *Library) initModel(h unsafe.Pointer, path string, extraKeys []string) (
 		}
 	}
 	return m, nil
+}
+
+// isLayout tells that the float and categorical columns, each increasing,
+// together number 0..n-1.
+func isLayout(floats, cats []int) bool {
+	seen := make([]bool, len(floats)+len(cats))
+	for _, list := range [][]int{floats, cats} {
+		prev := -1
+		for _, c := range list {
+			if c <= prev || c >= len(seen) || seen[c] {
+				return false
+			}
+			seen[c], prev = true, c
+		}
+	}
+	return true
 }

@@ -32,6 +32,10 @@ type Model struct {
 	dims  int
 	names []string
 	meta  map[string]string
+	// Categorical features: their count and the training-table columns of
+	// each kind (nil when nc == 0).
+	nc                 int
+	floatFlat, catFlat []int
 
 	mu sync.RWMutex   // guards h: read-held during C calls, write-held by Close
 	h  unsafe.Pointer // ModelCalcerHandle, allocated by the library; nil once closed
@@ -82,6 +86,48 @@ func (m *Model) MetadataValue(key string) (value string, ok bool) {
 // threads <= 0 means runtime.GOMAXPROCS(0). On error out may be partly
 // written.
 func (m *Model) PredictRaw(x []float32, n int, out []float64, threads int) error {
+	if m.nc != 0 {
+		return fmt.Errorf("capi: PredictRaw: model %q has %d categorical features: use PredictRawCat", m.path, m.nc)
+	}
+	return m.predict(x, nil, n, out, threads)
+}
+
+// NumCatFeatures is the number of categorical features (GetCatFeaturesCount).
+func (m *Model) NumCatFeatures() int { return m.nc }
+
+// FlatIndexes gives the training-table column of each float and each
+// categorical feature (GetFloatFeatureIndices, GetCatFeatureIndices).
+func (m *Model) FlatIndexes() (floats, cats []int) {
+	if m.nc == 0 {
+		floats = make([]int, m.nf)
+		for i := range floats {
+			floats[i] = i
+		}
+		return floats, []int{}
+	}
+	return slices.Clone(m.floatFlat), slices.Clone(m.catFlat)
+}
+
+// PredictRawCat is PredictRaw with the categorical values of each row as
+// CatBoost's hashes (catboost.HashCategorical), NumCatFeatures per row,
+// passed to CalcModelPredictionWithHashedCatFeatures.
+func (m *Model) PredictRawCat(x []float32, cats []uint32, n int, out []float64, threads int) error {
+	if m.nc == 0 {
+		if len(cats) != 0 {
+			return fmt.Errorf("capi: PredictRawCat: the model has no categorical features, got %d values", len(cats))
+		}
+		return m.predict(x, nil, n, out, threads)
+	}
+	if n < 0 {
+		return fmt.Errorf("capi: PredictRawCat: negative row count %d", n)
+	}
+	if want, ok := mulInt(n, m.nc); !ok || len(cats) != want {
+		return fmt.Errorf("capi: PredictRawCat: len(cats) = %d, want rows*categorical features = %d*%d", len(cats), n, m.nc)
+	}
+	return m.predict(x, cats, n, out, threads)
+}
+
+func (m *Model) predict(x []float32, cats []uint32, n int, out []float64, threads int) error {
 	if n < 0 {
 		return fmt.Errorf("capi: PredictRaw: negative row count %d", n)
 	}
@@ -114,7 +160,7 @@ func (m *Model) PredictRaw(x []float32, n int, out []float64, threads int) error
 	}
 	workers = min(workers, (n+minRowsPerWorker-1)/minRowsPerWorker)
 	if workers <= 1 {
-		return m.predictRange(x, out, 0, n)
+		return m.predictRange(x, cats, out, 0, n)
 	}
 
 	// Tasks of a quarter of a worker's share balance uneven progress.
@@ -144,7 +190,7 @@ func (m *Model) PredictRaw(x []float32, n int, out []float64, threads int) error
 					return
 				}
 				end := min(start+task, n)
-				if err := m.predictRange(x, out, start, end); err != nil {
+				if err := m.predictRange(x, cats, out, start, end); err != nil {
 					failed.Store(true)
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -158,10 +204,17 @@ func (m *Model) PredictRaw(x []float32, n int, out []float64, threads int) error
 
 // predictRange evaluates rows [start, end); the caller holds m.mu and has
 // validated the lengths.
-func (m *Model) predictRange(x []float32, out []float64, start, end int) error {
+func (m *Model) predictRange(x []float32, cats []uint32, out []float64, start, end int) error {
 	var xp *float32
 	if m.nf > 0 {
 		xp = &x[start*m.nf]
+	}
+	if m.nc > 0 {
+		if err := m.lib.api.predictCat(m.h, xp, end-start, m.nf, &cats[start*m.nc], m.nc, &out[start*m.dims], m.dims); err != nil {
+			return fmt.Errorf("capi: CalcModelPredictionWithHashedCatFeatures (model %q, rows %d..%d): %v",
+				m.path, start, end-1, err)
+		}
+		return nil
 	}
 	if err := m.lib.api.predict(m.h, xp, end-start, m.nf, &out[start*m.dims], m.dims); err != nil {
 		return fmt.Errorf("capi: CalcModelPredictionFlat (model %q, rows %d..%d): %v",

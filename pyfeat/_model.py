@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _convert, _native
+from . import _catinput, _convert, _native
 from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, Counters, feature_names, spec_hash, stage_timings
 from ._inputs import PreparedRequest, Record, check_out, threads_arg, top_k_arg
 from .errors import ModelError
@@ -126,6 +126,13 @@ class Model:
         self.feature_names: list[str] | None = desc["feature_names"]
         self.metadata: dict[str, str] = desc["metadata"]
         self.n_trees: int | None = desc["trees"]
+        layout = json.loads(_native.read_text(functools.partial(lib.pf_model_cat_layout, self._handle)))
+        # Columns of the training table: a model with categorical features
+        # takes rows of n_features + n_cat_features values in that order.
+        self.float_columns: list[int] = layout["float_flat"]
+        self.cat_columns: list[int] = layout["cat_flat"]
+        self.cat_feature_names: list[str] = layout["cat_feature_names"]
+        self.n_cat_features = len(self.cat_columns)
 
     def _load(self, catboost_lib: Any) -> int:
         suffix = self.path.suffix.lower()
@@ -184,6 +191,11 @@ class Model:
         Args:
             X: 2-D array of shape ``(n, n_features)``; converted to float32
                 (CatBoost's own input type) if needed. NaN means missing.
+                For a model with categorical features, a table of
+                ``n_features + n_cat_features`` columns in training order
+                (numpy array, pandas DataFrame or list of rows), the
+                categorical values ints or strings, as catboost's
+                ``predict`` takes them.
 
         Returns:
             float64 array of shape ``(n,)``, or ``(n, dimensions)`` for a
@@ -191,6 +203,8 @@ class Model:
         """
         if self._closed:
             raise ModelError(f"model {self.path} is closed")
+        if self.n_cat_features:
+            return _predict_cat(self._handle, X, self.float_columns, self.cat_columns, self.dimensions, self._threads)
         return _predict(self._handle, X, self.n_features, self.dimensions, self._threads)
 
 
@@ -209,6 +223,23 @@ def _predict(handle: int, X: Any, n_features: int, dimensions: int, threads: int
     st = _native.new_status()
     code = _native.lib().pf_model_predict(
         handle, ffi.from_buffer("float[]", X), n, X.shape[1], threads,
+        ffi.from_buffer("double[]", out), out.size, st,
+    )
+    _native.check(code, st)
+    return out[:, 0] if dimensions == 1 else out
+
+
+def _predict_cat(
+    handle: int, X: Any, float_columns: list[int], cat_columns: list[int], dimensions: int, threads: int
+) -> np.ndarray:
+    floats, cats = _catinput.split_table(X, float_columns, cat_columns)
+    n = floats.shape[0]
+    out = np.empty((n, dimensions), dtype=np.float64)
+    ffi = _native.ffi
+    st = _native.new_status()
+    code = _native.lib().pf_model_predict_cat(
+        handle, ffi.from_buffer("float[]", floats), n, floats.shape[1],
+        ffi.from_buffer("uint32_t[]", cats), cats.shape[1], threads,
         ffi.from_buffer("double[]", out), out.size, st,
     )
     _native.check(code, st)

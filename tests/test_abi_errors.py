@@ -32,6 +32,8 @@ from conftest import base_item, base_user
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ROOT / "cabi" / "pyfeat.h"
 FAULTS_LIB = ROOT / "build" / "libpyfeat_faults.so"
+# A model with categorical features (2 float, 6 categorical) for their exports.
+CAT_MODEL = ROOT / "catboost" / "testdata" / "cat" / "logloss_d4_buckets.json"
 # The children below get it from here: there, the catalogue's exports panic.
 N = int(os.environ.get("TEST_ABI_N_FEATURES") or pyfeat.FeatureEngine().n_features)
 
@@ -159,6 +161,17 @@ class Calls:
         return self.lib.pf_lookup_raw(lookup, ffi.from_buffer("uint8_t[]", blob), len(blob),
                                       ffi.from_buffer("int64_t[]", offsets), 3, needed, st), st
 
+    def predict_cat(self, handle, rows=4096, n_float=2, n_cat=6):
+        # CAT_MODEL's shape: 2 float and 6 categorical features per row.
+        x = np.zeros((rows, n_float), np.float32)
+        cats = np.arange(rows * n_cat, dtype=np.uint32)
+        out = np.empty(rows)
+        st, ffi = self.st(), self.ffi
+        code = self.lib.pf_model_predict_cat(handle, ffi.from_buffer("float[]", x), rows, n_float,
+                                             ffi.from_buffer("uint32_t[]", cats), n_cat, 2,
+                                             ffi.from_buffer("double[]", out), rows, st)
+        return code, st
+
     def text(self, fn, cap=4096):
         st, needed = self.st(), self.ffi.new("int64_t*")
         buf = self.ffi.new("char[]", max(cap, 1))
@@ -171,6 +184,7 @@ class Calls:
         lib.pf_model_close(closed, self.st())
         other = ROOT / "catboost" / "testdata" / "logloss_d1.json"  # 8 features, not pyfeat's
         narrow = self.load(other)[2]
+        cat = self.load(CAT_MODEL)[2]
         garbage = tmp / "garbage.json"
         garbage.write_text("{not json")
         ok_user = self.user()[2]
@@ -191,6 +205,23 @@ class Calls:
             st, needed = self.st(), ffi.new("int64_t*")
             buf = ffi.new("char[]", max(cap, 1))
             return lib.pf_model_describe(handle, buf, cap, needed, st), st
+
+        def cat_layout(handle, cap=1 << 16):
+            st, needed = self.st(), ffi.new("int64_t*")
+            buf = ffi.new("char[]", max(cap, 1))
+            return lib.pf_model_cat_layout(handle, buf, cap, needed, st), st
+
+        def hash_strings(offsets):
+            blob = "ab\u00e9c".encode()
+            offs = np.array(offsets, np.int64)
+            out = np.empty(len(offs) - 1, np.uint32)
+            return st_call(lib.pf_cat_hash_strings, ffi.from_buffer("uint8_t[]", blob),
+                           ffi.from_buffer("int64_t[]", offs), len(out), ffi.from_buffer("uint32_t[]", out))
+
+        def hash_ints(null_out=False):
+            values = np.arange(-5, 5, dtype=np.int64)
+            out = ffi.NULL if null_out else ffi.from_buffer("uint32_t[]", np.empty(10, np.uint32))
+            return st_call(lib.pf_cat_hash_ints, ffi.from_buffer("int64_t[]", values), 10, out)
 
         return {
             "pf_catalogue": {
@@ -293,6 +324,24 @@ class Calls:
                 "ok": lambda: st_call(lib.pf_lookup_close, self.lookup()[2]),
                 "argument": lambda: st_call(lib.pf_lookup_close, 10**9),
             },
+            "pf_model_cat_layout": {
+                "ok": lambda: cat_layout(cat),
+                "model": lambda: cat_layout(closed),
+                "argument": lambda: cat_layout(cat, cap=3),
+            },
+            "pf_cat_hash_strings": {
+                "ok": lambda: hash_strings([0, 2, 2, 5]),
+                "argument": lambda: hash_strings([0, 3, 2, 5]),
+            },
+            "pf_cat_hash_ints": {
+                "ok": lambda: hash_ints(),
+                "argument": lambda: hash_ints(null_out=True),
+            },
+            "pf_model_predict_cat": {
+                "ok": lambda: self.predict_cat(cat),
+                "model": lambda: self.predict_cat(closed),
+                "argument": lambda: self.predict_cat(cat, n_cat=5),
+            },
             "pf_rank": {
                 "ok": lambda: self.rank(),
                 "input": lambda: self.rank(bad_item=base_item(price=-1)),
@@ -354,7 +403,7 @@ print(json.dumps(result))
 SITES = {
     "compute-worker": {"pf_compute", "pf_rank"},
     "rank-sink": {"pf_rank"},
-    "predict-worker": {"pf_model_predict"},
+    "predict-worker": {"pf_model_predict", "pf_model_predict_cat"},
     "user-prepare": {"pf_compute", "pf_rank"},
 }
 

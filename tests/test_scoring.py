@@ -141,14 +141,18 @@ def test_predict_validates_input(trained):
         model.predict(X)
 
 
-def test_categorical_models_are_refused(tmp_path):
+def test_categorical_models_are_served(tmp_path):
+    # More in test_categorical.py; here: the JSON export written with its
+    # pool (which adds cat_features_hash) loads too.
     X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "c": ["x", "y", "z", "x"] * 10})
     m = CatBoostRegressor(iterations=5, verbose=False, allow_writing_files=False).fit(X, np.arange(40.0), cat_features=["c"])
     m.save_model(str(tmp_path / "cat.json"), format="json", pool=Pool(X, cat_features=["c"]))
     m.save_model(str(tmp_path / "cat.cbm"))
+    want = m.predict(X, prediction_type="RawFormulaVal")
     for p in ("cat.json", "cat.cbm"):
-        with pytest.raises(ModelError, match="(?i)categorical"):
-            pyfeat.Model(tmp_path / p)
+        with pyfeat.Model(tmp_path / p) as model:
+            assert (model.n_features, model.n_cat_features) == (1, 1)
+            np.testing.assert_array_equal(model.predict(X), want)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_json", "missing", "suffix"])
@@ -441,3 +445,30 @@ def test_capi_missing_library_is_a_clear_error(tmp_path, monkeypatch):
         pyfeat.Model(path, backend="capi", catboost_lib=tmp_path / "libcatboostmodel.so")
     with pytest.raises(ValueError, match="backend"):
         pyfeat.Model(path, backend="onnx")
+
+
+def test_capi_categorical_with_test_double(fake_lib, tmp_path):
+    # The double adds hash / 2^(10+j) for categorical column j; CatBoost's
+    # hashes are checked against catboost itself in test_categorical.py.
+    from pyfeat._catinput import hash_column
+
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(1, 2))
+    path = _fake_model(tmp_path / "c.cbm", w, np.array([0.5]))
+    path.write_text(path.read_text() + "cat 2\ncatflat 0 2\n")
+    model = pyfeat.Model(path, backend="capi", catboost_lib=fake_lib)
+    assert (model.n_features, model.n_cat_features) == (2, 2)
+    assert (model.float_columns, model.cat_columns) == ([1, 3], [0, 2])
+    cities = np.array(["Москва", "Lagos", "x" * 70, ""], dtype=object)
+    rows = [[cities[i % 4], float(rng.normal()), int(rng.integers(-5, 5000)), float(rng.normal())] for i in range(600)]
+    table = np.array(rows, dtype=object)
+    h = [hash_column(table[:, 0], 0).astype(np.int32), hash_column(table[:, 2], 2).astype(np.int32)]
+    want = np.empty(600)
+    for i, r in enumerate(rows):
+        s = w[0, 0] * float(np.float32(r[1])) + w[0, 1] * float(np.float32(r[3]))
+        s += float(h[0][i]) / 2.0**10
+        s += float(h[1][i]) / 2.0**11
+        want[i] = s + 0.5
+    np.testing.assert_array_equal(model.predict(rows), want)
+    with pytest.raises(pyfeat.InputError):
+        model.predict([[1.5, 0.0, 1, 0.0]])

@@ -17,7 +17,11 @@
  *     then, optionally, any number of:
  *       name <column> <name>      the name of float feature <column>
  *       meta <key> <value>        metadata; the value is the rest of the line
- *       cat <count>               claims <count> categorical features
+ *       cat <count>               <count> categorical features
+ *       catflat <i0> <i1> ...     their columns in the training table
+ *                                 (GetCatFeatureIndices); the float
+ *                                 features take the other columns in
+ *                                 order. Default: after the float ones.
  *     blank lines are ignored.
  *
  * Prediction (RawFormulaVal) for row x and dimension d, in double precision:
@@ -27,6 +31,12 @@
  *
  * Each product is rounded to double before it is added (no fused
  * multiply-add), so a caller can reproduce the result bit for bit.
+ *
+ * With categorical features, CalcModelPredictionWithHashedCatFeatures
+ * then adds, for j = 0 .. C-1 in order, (double)cat[j] / 2^(10 + j%40): the
+ * hashed value as the C int the API passes, scaled exactly. A model with
+ * categorical features refuses CalcModelPredictionFlat, so a caller that
+ * forgets them is caught.
  *
  * Errors set a per-thread message returned by GetErrorString.
  */
@@ -49,6 +59,7 @@ typedef struct {
     size_t nf;
     size_t dims;
     size_t cat;
+    size_t* catflat; /* cat entries, or NULL for the default layout */
     double* w;      /* dims * nf, row d holds dimension d */
     double* bias;   /* dims */
     char** names;   /* nf, NULL entries for unnamed columns */
@@ -78,6 +89,7 @@ static void clear_model(fake_model* m) {
     }
     free(m->w);
     free(m->bias);
+    free(m->catflat);
     free(m->names);
     free(m->keys);
     free(m->values);
@@ -286,6 +298,24 @@ static bool parse(const char* path, char* text, fake_model* m) {
                 set_error("fake-catboost: \"%s\" line %zu: want \"cat <count>\"", path, lineno);
                 return false;
             }
+        } else if (strncmp(p, "catflat ", 8) == 0 || strncmp(p, "catflat\t", 8) == 0) {
+            p += 8;
+            free(m->catflat);
+            m->catflat = (size_t*)calloc(m->cat > 0 ? m->cat : 1, sizeof(size_t));
+            if (m->catflat == NULL) {
+                set_error("fake-catboost: out of memory loading \"%s\"", path);
+                return false;
+            }
+            for (size_t j = 0; j < m->cat; j++) {
+                if (!parse_size(&p, FAKE_MAX_FEATURES, &m->catflat[j])) {
+                    set_error("fake-catboost: \"%s\" line %zu: want \"catflat\" and one column per categorical feature", path, lineno);
+                    return false;
+                }
+            }
+            if (!at_end(p)) {
+                set_error("fake-catboost: \"%s\" line %zu: more catflat columns than categorical features", path, lineno);
+                return false;
+            }
         } else {
             set_error("fake-catboost: \"%s\" line %zu: unknown directive \"%.40s\"", path, lineno, p);
             return false;
@@ -356,6 +386,10 @@ bool CalcModelPredictionFlat(void* modelHandle, size_t docCount, const float** f
         set_error("fake-catboost: CalcModelPredictionFlat: no model loaded");
         return false;
     }
+    if (m->cat > 0) {
+        set_error("fake-catboost: CalcModelPredictionFlat: the model has %zu categorical features", m->cat);
+        return false;
+    }
     if (floatFeaturesSize < m->nf) {
         set_error("fake-catboost: CalcModelPredictionFlat: %zu features given, model needs %zu",
                   floatFeaturesSize, m->nf);
@@ -385,6 +419,96 @@ bool CalcModelPredictionFlat(void* modelHandle, size_t docCount, const float** f
         }
     }
     return true;
+}
+
+bool CalcModelPredictionWithHashedCatFeatures(void* modelHandle, size_t docCount, const float** floatFeatures,
+                                              size_t floatFeaturesSize, const int** catFeatures, size_t catFeaturesSize,
+                                              double* result, size_t resultSize) {
+    const fake_model* m = (const fake_model*)modelHandle;
+    if (m == NULL || !m->loaded) {
+        set_error("fake-catboost: CalcModelPredictionWithHashedCatFeatures: no model loaded");
+        return false;
+    }
+    if (floatFeaturesSize != m->nf || catFeaturesSize != m->cat) {
+        set_error("fake-catboost: CalcModelPredictionWithHashedCatFeatures: %zu float and %zu categorical features "
+                  "given, model needs %zu and %zu", floatFeaturesSize, catFeaturesSize, m->nf, m->cat);
+        return false;
+    }
+    if (resultSize != docCount * m->dims) {
+        set_error("fake-catboost: CalcModelPredictionWithHashedCatFeatures: result size %zu, want %zu", resultSize,
+                  docCount * m->dims);
+        return false;
+    }
+    if (docCount > 0 && (floatFeatures == NULL || catFeatures == NULL || result == NULL)) {
+        set_error("fake-catboost: CalcModelPredictionWithHashedCatFeatures: NULL argument");
+        return false;
+    }
+    for (size_t r = 0; r < docCount; r++) {
+        const float* x = floatFeatures[r];
+        const int* c = catFeatures[r];
+        for (size_t d = 0; d < m->dims; d++) {
+            const double* w = m->w + d * m->nf;
+            double s = 0;
+            for (size_t j = 0; j < m->nf; j++) {
+                double v = isnan(x[j]) ? 0.0 : (double)x[j];
+                volatile double p = w[j] * v;
+                s += p;
+            }
+            for (size_t j = 0; j < m->cat; j++) {
+                volatile double p = (double)c[j] / (double)(1ULL << (10 + j % 40));
+                s += p;
+            }
+            result[r * m->dims + d] = s + m->bias[d];
+        }
+    }
+    return true;
+}
+
+static bool fake_indices(const fake_model* m, bool cat, size_t** indices, size_t* count) {
+    if (m == NULL || !m->loaded || indices == NULL || count == NULL) {
+        set_error("fake-catboost: Get%sFeatureIndices: no model loaded or NULL argument", cat ? "Cat" : "Float");
+        return false;
+    }
+    size_t total = m->nf + m->cat;
+    bool* is_cat = (bool*)calloc(total > 0 ? total : 1, sizeof(bool));
+    size_t n = cat ? m->cat : m->nf;
+    size_t* out = (size_t*)malloc((n > 0 ? n : 1) * sizeof(size_t));
+    if (is_cat == NULL || out == NULL) {
+        free(is_cat);
+        free(out);
+        set_error("fake-catboost: out of memory");
+        return false;
+    }
+    for (size_t j = 0; j < m->cat; j++) {
+        size_t col = m->catflat != NULL ? m->catflat[j] : m->nf + j;
+        if (col < total) {
+            is_cat[col] = true;
+        }
+    }
+    size_t k = 0;
+    if (cat) {
+        for (size_t j = 0; j < m->cat; j++) {
+            out[k++] = m->catflat != NULL ? m->catflat[j] : m->nf + j;
+        }
+    } else {
+        for (size_t col = 0; col < total && k < n; col++) {
+            if (!is_cat[col]) {
+                out[k++] = col;
+            }
+        }
+    }
+    free(is_cat);
+    *indices = out;
+    *count = k;
+    return true;
+}
+
+bool GetCatFeatureIndices(void* modelHandle, size_t** indices, size_t* count) {
+    return fake_indices((const fake_model*)modelHandle, true, indices, count);
+}
+
+bool GetFloatFeatureIndices(void* modelHandle, size_t** indices, size_t* count) {
+    return fake_indices((const fake_model*)modelHandle, false, indices, count);
 }
 
 size_t GetFloatFeaturesCount(void* modelHandle) {

@@ -1,0 +1,38 @@
+package catboost
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+)
+
+// BenchmarkCatModel times a categorical model on rows dumped from Python;
+// set PYFEAT_CAT_BENCH to the common prefix of MODEL.json, ROWS.floats.f32
+// and ROWS.cats.u32 (skipped otherwise).
+func BenchmarkCatModel(b *testing.B) {
+	model, rows := os.Getenv("PYFEAT_CAT_BENCH_MODEL"), os.Getenv("PYFEAT_CAT_BENCH_ROWS")
+	if model == "" || rows == "" {
+		b.Skip("PYFEAT_CAT_BENCH_MODEL / PYFEAT_CAT_BENCH_ROWS not set")
+	}
+	m, err := LoadJSONFile(model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := readFloat32s(b, rows+".floats.f32")
+	data, err := os.ReadFile(rows + ".cats.u32")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cats := make([]uint32, len(data)/4)
+	for i := range cats {
+		cats[i] = binary.LittleEndian.Uint32(data[4*i:])
+	}
+	n := len(cats) / m.NumCatFeatures()
+	out := make([]float64, n*m.Dimensions())
+	b.ResetTimer()
+	for range b.N {
+		if err := m.PredictRawCat(x, cats, n, out, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
