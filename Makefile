@@ -23,7 +23,7 @@ FFI_MODULE := pyfeat/_ffi.py
 # own; otherwise the venv's (chosen when the rule runs: on a fresh clone the
 # venv appears during the same make).
 BUILD_PY ?=
-GO_SOURCES := $(shell find features catboost catboostcapi serving cabi internal -name '*.go' -o -name '*.h' -o -name '*.c' -o -name '*.s' 2>/dev/null) go.mod go.sum
+GO_SOURCES := $(shell find features catboost catboostcapi serving cabi internal itemcache -name '*.go' -o -name '*.h' -o -name '*.c' -o -name '*.s' 2>/dev/null) go.mod go.sum
 
 FUZZTIME ?= 60s
 # The short runs in `make test` are counts, not durations: Go 1.26's fuzz
@@ -190,7 +190,7 @@ bench-dataset: lib
 	$(PY) training/bench_dataset.py --requests 40 --factor 10
 
 fmt:
-	gofmt -w features catboost catboostcapi serving cabi internal
+	gofmt -w features catboost catboostcapi serving cabi internal itemcache
 
 clean:
 	rm -rf $(LIB_DIR)/*.so $(LIB_DIR)/*.h $(FFI_MODULE) build $(DIST) *.egg-info .pytest_cache .benchmarks

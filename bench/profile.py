@@ -11,6 +11,12 @@ bench/results/flame_<mode>.svg (interactive: open it in a browser) and
 flame_<mode>.png (the same picture, rendered with rsvg-convert when it is
 installed).
 
+For the pyfeat modes, the service also records a Go CPU profile of
+itself (pyfeat.profile, through its /go-profile endpoint) during the same
+seconds py-spy records it: flame_<mode>.png and pprof_<mode>.png are the
+Python and the Go side of the same run (bench/README.md says how to read
+them together), pprof_<mode>_top.txt its top functions.
+
 Then a Go CPU profile of the feature engine alone: one benchmark request is
 dumped to a file, `go test -bench ComputeFile -cpuprofile` runs the engine
 on it (threads=1 and 2) and `go tool pprof` renders pprof_engine.svg/.png
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,12 +96,22 @@ def profile_service(mode: str, redis: RedisServer, requests, users, out: Path, a
         t = threading.Thread(target=drive)
         t.start()
         time.sleep(1.0)
-        svg = out / f"flame_{mode.replace('+', '_')}.svg"
+        stem = mode.replace('+', '_')
+        svg = out / f"flame_{stem}.svg"
         cmd = [py_spy(), "record", "--pid", str(svc.proc.pid), "--duration", str(int(a.duration)),
                "--rate", str(a.rate), "--nolineno", "--format", "flamegraph", "--output", str(svg)]
         if mode == "python+ppe":
             cmd.append("--subprocesses")
+        gprof = out / f"{stem}.go.prof"
+        go_thread = None
+        if mode.startswith("pyfeat"):
+            # The Go side of the same seconds, from inside the service.
+            url = f"{svc.url}/go-profile?seconds={int(a.duration)}&path={gprof.resolve()}"
+            go_thread = threading.Thread(target=lambda: urllib.request.urlopen(url, timeout=a.duration + 60).read())
+            go_thread.start()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        if go_thread is not None:
+            go_thread.join()
         t.join()
         if p.returncode != 0 or not svg.exists():
             log(f"  py-spy failed for {mode}: {(p.stderr or p.stdout).strip()[-500:]}")
@@ -107,8 +124,29 @@ def profile_service(mode: str, redis: RedisServer, requests, users, out: Path, a
                 f"the flame graph shows a service that does not work")
         log(f"{mode}: {rel(svg)} ({n} requests at concurrency {a.concurrency} "
             f"during the recording)")
+        if gprof.exists():
+            render_go_profile(gprof, out / f"pprof_{stem}", a)
     finally:
         svc.stop()
+
+
+def render_go_profile(prof: Path, stem: Path, a) -> None:
+    """pprof_<mode>.svg/.png and pprof_<mode>_top.txt from a service's Go profile."""
+    from pyfeat import _native
+
+    go = shutil.which("go") or str(Path(sys.executable).parent / "go")
+    lib = str(_native.library_path())
+    top = subprocess.run([go, "tool", "pprof", "-top", "-nodecount=30", lib, str(prof)], capture_output=True, text=True)
+    stem.with_name(stem.name + "_top.txt").write_text(top.stdout)
+    if shutil.which("dot") is None:
+        log("  (graphviz not installed: only the top functions; apt-get install graphviz)")
+        return
+    for fmt in ("svg", "png"):
+        r = subprocess.run([go, "tool", "pprof", f"-{fmt}", "-nodefraction=0.01", "-output",
+                            str(stem.with_suffix(f".{fmt}")), lib, str(prof)], capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f"  pprof -{fmt} failed: {r.stderr.strip()[:300]}")
+    log(f"  Go side of the same run: {rel(stem.with_suffix('.png'))}, {rel(stem.with_name(stem.name + '_top.txt'))}")
 
 
 def dump_request(q, path: Path) -> None:

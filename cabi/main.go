@@ -140,17 +140,20 @@ func pf_user_discard(handle C.int64_t, st *C.pf_status) (code C.int32_t) {
 
 //export pf_compute
 func pf_compute(userHandle C.int64_t,
-	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
+	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
-	threads C.int32_t, out *C.float, outLen C.int64_t, itemIDs *C.int64_t, catOut *C.int64_t, catOutLen C.int64_t,
+	threads C.int32_t, out *C.float, outLen C.int64_t, itemIDs *C.int64_t, timings *C.int64_t,
+	catOut *C.int64_t, catOutLen C.int64_t,
 	st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_compute")
-	its, err := items(blob, offsets, n)
+	its, done, err := requestItems(blob, offsets, n, lookup)
 	if err == nil && outLen > 0 && out == nil {
+		done()
 		err = pferr.Argumentf("pf_compute: NULL output of %d floats", outLen)
 	}
 	if err == nil && catOut != nil && catOutLen != n*features.NumCatFeatures {
+		done()
 		err = pferr.Argumentf("pf_compute: categorical output of %d values, want %d x %d", catOutLen, n, features.NumCatFeatures)
 	}
 	if err != nil {
@@ -161,8 +164,9 @@ func pf_compute(userHandle C.int64_t,
 	if catOut != nil {
 		cats = unsafe.Slice((*int64)(unsafe.Pointer(catOut)), int(catOutLen))
 	}
+	defer done()
 	return setStatus(st, svc.Compute(int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), view[float32](out, outLen), view[int64](itemIDs, n), cats))
+		int(threads), view[float32](out, outLen), view[int64](itemIDs, n), cats, stagesOut(timings)))
 }
 
 //export pf_model_load
@@ -250,20 +254,22 @@ func pf_model_predict(handle C.int64_t, x *C.float, rows, cols C.int64_t, thread
 
 //export pf_rank
 func pf_rank(handle C.int64_t, userHandle C.int64_t,
-	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t,
+	blob *C.uint8_t, offsets *C.int64_t, n C.int64_t, lookup C.int64_t,
 	source *C.int64_t, score *C.double, rank *C.int64_t,
 	threads C.int32_t, featuresOut *C.float, catOut *C.int64_t, scores *C.double, order *C.int64_t, topK C.int64_t,
-	st *C.pf_status) (code C.int32_t) {
+	timings *C.int64_t, st *C.pf_status) (code C.int32_t) {
 	defer guard(st, &code)
 	faults.Point("pf_rank")
-	its, err := items(blob, offsets, n)
+	its, done, err := requestItems(blob, offsets, n, lookup)
 	if err == nil && (topK < 0 || topK > n || (topK > 0 && (scores == nil || order == nil))) {
+		done()
 		err = pferr.Argumentf("pf_rank: top_k %d out of range for %d items, or NULL outputs", topK, n)
 	}
 	if err != nil {
 		_ = svc.DiscardUser(int64(userHandle)) // consumed whatever the outcome
 		return setStatus(st, err)
 	}
+	defer done()
 	var feats []float32
 	if featuresOut != nil {
 		feats = unsafe.Slice((*float32)(unsafe.Pointer(featuresOut)), int(n)*features.NumFeatures)
@@ -273,5 +279,5 @@ func pf_rank(handle C.int64_t, userHandle C.int64_t,
 		cats = unsafe.Slice((*int64)(unsafe.Pointer(catOut)), int(n)*features.NumCatFeatures)
 	}
 	return setStatus(st, svc.Rank(int64(handle), int64(userHandle), its, candidates(n, source, score, rank),
-		int(threads), feats, cats, view[float64](scores, topK), view[int64](order, topK)))
+		int(threads), feats, cats, view[float64](scores, topK), view[int64](order, topK), stagesOut(timings)))
 }

@@ -26,7 +26,7 @@
 
 /* PF_ABI_VERSION: bumped whenever a signature below changes; the binding
  * refuses a library that reports another version (a stale build). */
-#define PF_ABI_VERSION 6
+#define PF_ABI_VERSION 7
 
 /* Status codes. */
 #define PF_OK 0
@@ -83,6 +83,8 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  * user_handle: from pf_user_begin; consumed, whatever the outcome.
  * items: the item records back to back; record i is
  *   items[offsets[i]:offsets[i+1]], offsets has n_items + 1 entries.
+ * lookup: 0, or an item cache lookup (pf_cache_lookup, filled) whose
+ *   n_items records are used instead; items and offsets are NULL then.
  * source, source_score, source_rank: candidate arrays of n_items entries
  *   each, or NULL when absent.
  * threads: goroutines to use, <= 0 for all cores.
@@ -90,11 +92,22 @@ int32_t pf_user_discard(int64_t user_handle, pf_status* st);
  * item_ids: NULL, or n_items int64 to receive each record's "id" (the
  *   decoder reads it anyway; the caller need not decode the records).
  * cat_out: NULL, or n_items x pf_num_cat_features() int64, row-major,
- *   cat_out_len values, to receive the categorical matrix as well. */
+ *   cat_out_len values, to receive the categorical matrix as well.
+ * timings: NULL, or PF_STAGES int64 receiving where the call's time went
+ *   (nanoseconds; see PF_STAGE_*). */
+#define PF_STAGES 8
+#define PF_STAGE_TOTAL 0     /* the whole call in Go; the others add up to it */
+#define PF_STAGE_WAIT 1      /* before the computation started: handles, a share of the cores */
+#define PF_STAGE_USER 2      /* preparing the user context */
+#define PF_STAGE_DECODE 3    /* decoding item records */
+#define PF_STAGE_FEATURES 4  /* computing the feature rows */
+#define PF_STAGE_SCORING 5   /* scoring (pf_rank) */
+#define PF_STAGE_TOPK 6      /* ordering the scores (pf_rank) */
+#define PF_STAGE_OTHER 7     /* the rest */
 int32_t pf_compute(int64_t user_handle,
-                   uint8_t* items, int64_t* offsets, int64_t n_items,
+                   uint8_t* items, int64_t* offsets, int64_t n_items, int64_t lookup,
                    int64_t* source, double* source_score, int64_t* source_rank,
-                   int32_t threads, float* out, int64_t out_len, int64_t* item_ids,
+                   int32_t threads, float* out, int64_t out_len, int64_t* item_ids, int64_t* timings,
                    int64_t* cat_out, int64_t cat_out_len, pf_status* st);
 
 /* ---- models ------------------------------------------------------------
@@ -156,18 +169,67 @@ int32_t pf_model_predict_cat(int64_t handle, float* x, int64_t n_rows, int64_t n
                              double* out, int64_t out_len, pf_status* st);
 
 /* pf_rank: features, scores and order of one request in one call, with
- * the model that handle serves when the call starts (request arguments as
- * in pf_compute). The model takes the numeric columns, or the numeric then
- * the categorical columns (scored with the categorical ids hashed in Go).
- * features: NULL, or n_items x pf_num_features() float32 to receive the
- * matrix; cat_features: NULL, or n_items x pf_num_cat_features() int64 to
- * receive the categorical matrix. scores, order: top_k entries each
- * (top_k <= n_items); order[i] indexes items, scores descending, ties in
- * input order. */
+ * the model that handle serves when the call starts (request arguments and
+ * timings as in pf_compute). The model takes the numeric columns, or the
+ * numeric then the categorical columns (scored with the categorical ids
+ * hashed in Go). features: NULL, or n_items x pf_num_features() float32 to
+ * receive the matrix; cat_features: NULL, or n_items x
+ * pf_num_cat_features() int64 to receive the categorical matrix. scores,
+ * order: top_k entries each (top_k <= n_items); order[i] indexes items,
+ * scores descending, ties in input order. */
 int32_t pf_rank(int64_t handle, int64_t user_handle,
-                uint8_t* items, int64_t* offsets, int64_t n_items,
+                uint8_t* items, int64_t* offsets, int64_t n_items, int64_t lookup,
                 int64_t* source, double* source_score, int64_t* source_rank,
                 int32_t threads, float* features, int64_t* cat_features,
-                double* scores, int64_t* order, int64_t top_k, pf_status* st);
+                double* scores, int64_t* order, int64_t top_k, int64_t* timings, pf_status* st);
+
+/* pf_profile: records a CPU profile of the Go code in this process for ns
+ * nanoseconds (the call blocks meanwhile) and writes it to path in pprof
+ * format (whole or not at all). One at a time. */
+int32_t pf_profile(char* path, int64_t ns, pf_status* st);
+
+/* ---- item cache --------------------------------------------------------
+ * A cache holds decoded item records keyed by item id, at most max_bytes of
+ * them, each fresh for ttl_ns (0: until evicted or invalidated). A request
+ * looks its candidates up (pf_cache_lookup: a snapshot of the records held
+ * now), fills in the missing ones (pf_lookup_fill) and passes the lookup to
+ * pf_compute / pf_rank instead of the items. */
+
+/* pf_cache_new: *handle receives the cache's handle; pf_cache_close
+ * releases it (lookups made from it stay valid). */
+int32_t pf_cache_new(int64_t max_bytes, int64_t ttl_ns, int64_t* handle, pf_status* st);
+int32_t pf_cache_close(int64_t handle, pf_status* st);
+
+/* pf_cache_stats: out receives PF_CACHE_STATS counters: records held, bytes held,
+ * max_bytes, hits, misses, expired, inserts, evictions, invalidations,
+ * refused (records larger than the whole cache). */
+#define PF_CACHE_STATS 10
+int32_t pf_cache_stats(int64_t handle, int64_t* out, pf_status* st);
+
+/* pf_cache_invalidate: drops the records of ids; *dropped receives how many
+ * were held. pf_cache_clear drops them all. */
+int32_t pf_cache_invalidate(int64_t handle, int64_t* ids, int64_t n, int64_t* dropped, pf_status* st);
+int32_t pf_cache_clear(int64_t handle, pf_status* st);
+
+/* pf_cache_lookup: snapshots the records of ids (n candidates, request
+ * order); *lookup receives the request's lookup handle, missing (n entries,
+ * caller-allocated) the positions of the distinct ids that are absent or
+ * stale, *n_missing their count. */
+int32_t pf_cache_lookup(int64_t handle, int64_t* ids, int64_t n, int64_t* lookup,
+                        int64_t* missing, int64_t* n_missing, pf_status* st);
+
+/* pf_lookup_fill: the records of the missing ids, in that order, back to
+ * back (as pf_compute's items); each is decoded, checked (a bad record is a
+ * PF_INPUT_ERROR at its candidate position) and stored in the cache. */
+int32_t pf_lookup_fill(int64_t lookup, uint8_t* items, int64_t* offsets, int64_t n_items, pf_status* st);
+
+/* pf_lookup_raw: the exact bytes of every candidate's record, back to back,
+ * into blob (blob_len bytes) with n_offsets = n + 1 offsets; *needed receives the size
+ * (offsets NULL: the size only). What a logged request records. */
+int32_t pf_lookup_raw(int64_t lookup, uint8_t* blob, int64_t blob_len, int64_t* offsets, int64_t n_offsets,
+                      int64_t* needed, pf_status* st);
+
+/* pf_lookup_close: releases a lookup. */
+int32_t pf_lookup_close(int64_t lookup, pf_status* st);
 
 #endif /* PYFEAT_H */

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pyfeat/pyfeat/internal/faults"
 	"github.com/pyfeat/pyfeat/internal/pferr"
@@ -21,6 +22,11 @@ type worker struct {
 	staged []stagedItem
 	rows   []float32 // Block rows, when the caller gave no output
 	cats   []int64   // Block categorical rows, likewise
+	times  workerTimes
+	// The item whose row is computed next and its title's tokens: item and
+	// tok, or a cached record's own (read only: it is shared).
+	it *Item
+	tk *tokenizer
 }
 
 // Threads resolves a thread count: <= 0 means all cores Go may use.
@@ -40,7 +46,7 @@ func (r *Request) Compute(items Items, c *Candidates, threads int, out []float32
 	if err := checkOutput(items, out, false); err != nil {
 		return err
 	}
-	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil, false, nil)
+	return compute(func() (*Request, error) { return r, nil }, items, c, threads, out, nil, nil, false, nil, nil)
 }
 
 // Compute is NewRequest followed by Request.Compute, except that the user
@@ -63,6 +69,36 @@ type BlockSink func(start, end int, rows []float32) error
 // row-major, (end-start) x NumCatFeatures.
 type CatBlockSink func(start, end int, rows []float32, cats []int64) error
 
+// Timings says where a call's time went. CPU figures are summed over the
+// call's goroutines; Decode and Features are split by timing one item in
+// timedEvery of each block (timing every item would cost more than a
+// percent of the call).
+type Timings struct {
+	Prepare  int64 // ns the lead goroutine spent preparing the user context, or waiting for it
+	Decode   int64 // ns of CPU decoding item records (estimated)
+	Features int64 // ns of CPU computing feature rows (estimated)
+	Sink     int64 // ns of CPU in the block sink (Rank: scoring)
+	Wall     int64 // ns from the start of the computation to its end
+}
+
+const timedEvery = 16
+
+// workerTimes accumulates one goroutine's Timings during a call.
+type workerTimes struct {
+	blocks, sink, flush, sampledDecode, sampledRow int64
+}
+
+func (t *Timings) add(w *workerTimes) {
+	items := w.blocks
+	dec := int64(0)
+	if s := w.sampledDecode + w.sampledRow; s > 0 {
+		dec = int64(float64(items) * float64(w.sampledDecode) / float64(s))
+	}
+	atomic.AddInt64(&t.Decode, dec)
+	atomic.AddInt64(&t.Features, items-dec+w.flush)
+	atomic.AddInt64(&t.Sink, w.sink)
+}
+
 // Block is the number of items per sink call (the last block may be
 // shorter); it is also the unit of work a goroutine claims.
 const Block = 128
@@ -79,9 +115,13 @@ func ComputeBlocks(userBlob []byte, items Items, c *Candidates, threads int, out
 
 // compute runs a computation: ids, if not nil, receives the item ids; the
 // categorical rows are computed too when withCat, into catOut if it is not
-// nil.
+// nil; tm, if not nil, receives the timings.
 func compute(prepare func() (*Request, error), items Items, c *Candidates, threads int, out []float32, ids []int64,
-	catOut []int64, withCat bool, sink CatBlockSink) error {
+	catOut []int64, withCat bool, sink CatBlockSink, tm *Timings) error {
+	if tm != nil {
+		t0 := time.Now()
+		defer func() { tm.Wall = int64(time.Since(t0)) }()
+	}
 	n := items.Len()
 	if err := items.Validate(c); err != nil {
 		return err
@@ -92,7 +132,7 @@ func compute(prepare func() (*Request, error), items Items, c *Candidates, threa
 	}
 	workers := min(Threads(threads), (n+Block-1)/Block)
 	s := &computeState{items: items, c: c, out: out, ids: ids, catOut: catOut, withCat: withCat, sink: sink, n: n,
-		done: make(chan struct{}),
+		done: make(chan struct{}), tm: tm,
 		errs: make([]*InputError, workers), sinkErrs: make([]error, workers)}
 	var wg sync.WaitGroup
 	for g := 1; g < workers; g++ {
@@ -141,7 +181,14 @@ func (s *computeState) lead(prepare func() (*Request, error)) (err error) {
 			close(s.done)
 		}
 	}()
+	var t0 time.Time
+	if s.tm != nil {
+		t0 = time.Now()
+	}
 	r, err := prepare()
+	if s.tm != nil {
+		s.tm.Prepare = int64(time.Since(t0))
+	}
 	if err != nil {
 		s.failed.Store(true)
 	} else {
@@ -174,6 +221,7 @@ type computeState struct {
 	withCat bool         // compute the categorical rows
 	sink    CatBlockSink // nil: none
 	n       int
+	tm      *Timings // nil: not timed
 
 	req      atomic.Pointer[Request] // set once the user context is prepared
 	done     chan struct{}           // closed when preparation ended, either way
@@ -250,6 +298,11 @@ func (s *computeState) emit(w *worker, g, start int) {
 			cats = w.cats[:(end-start)*NumCatFeatures]
 		}
 	}
+	var t0 time.Time
+	if s.tm != nil {
+		t0 = time.Now()
+		defer func() { w.times.sink += int64(time.Since(t0)) }()
+	}
 	if err := s.sink(start, end, rows, cats); err != nil {
 		if s.sinkErrs[g] == nil {
 			s.sinkErrs[g] = err
@@ -260,14 +313,28 @@ func (s *computeState) emit(w *worker, g, start int) {
 
 func (s *computeState) work(g int) {
 	w := workers.get()
+	w.times = workerTimes{}
+	timed := s.tm != nil
 	defer func() {
+		if timed {
+			s.tm.add(&w.times)
+		}
 		// The worker outlives the call: drop the slices of the caller's buffer.
 		w.item.Title = nil
+		w.it, w.tk = nil, nil
 		clear(w.staged)
 		w.staged = w.staged[:0]
 		workers.put(w)
 	}()
 	r := s.req.Load()
+	if r == nil && s.items.Decoded != nil {
+		// Records decoded already leave nothing to do before the user
+		// context is ready: staging them would only split their titles again.
+		<-s.done
+		if r = s.req.Load(); r == nil {
+			return // the preparation failed
+		}
+	}
 	// Blocks are claimed in increasing order and a worker finishes the block
 	// it holds, so once an input error is seen every lower position has been
 	// checked: the lowest error found is the first overall.
@@ -276,6 +343,11 @@ func (s *computeState) work(g int) {
 		if start >= s.n {
 			break
 		}
+		var tb, ti time.Time
+		if timed {
+			tb = time.Now()
+		}
+		sinkBefore, flushBefore := w.times.sink, w.times.flush
 		for i := start; i < min(start+Block, s.n); i++ {
 			if r == nil {
 				if len(w.staged) >= maxKeptStaged {
@@ -287,22 +359,43 @@ func (s *computeState) work(g int) {
 					return // the preparation failed
 				}
 			}
-			if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
+			sample := timed && i%timedEvery == 0
+			if sample {
+				ti = time.Now()
+			}
+			if d := s.items.Decoded; d != nil {
+				// Decoded already (a cache's record, shared): read in place.
+				w.it, w.tk = &d[i].Item, &d[i].tok
+			} else if err := decodeItem(s.items.At(i), &w.item, &w.tok); err != nil {
 				err.Position = i
 				if s.errs[g] == nil {
 					s.errs[g] = err
 				}
 				s.failed.Store(true)
 				return
+			} else {
+				w.it, w.tk = &w.item, &w.tok
+			}
+			if sample {
+				now := time.Now()
+				w.times.sampledDecode += int64(now.Sub(ti))
+				ti = now
 			}
 			if s.ids != nil {
-				s.ids[i] = w.item.ID
+				s.ids[i] = w.it.ID
 			}
 			if r == nil {
-				w.staged = append(w.staged, stagedItem{pos: i, item: w.item})
+				w.staged = append(w.staged, stagedItem{pos: i, item: *w.it})
 				continue
 			}
 			s.rows(w, r, i)
+			if sample {
+				w.times.sampledRow += int64(time.Since(ti))
+			}
+		}
+		if timed {
+			// A flush inside the loop (with its sink calls) is counted apart.
+			w.times.blocks += int64(time.Since(tb)) - (w.times.sink - sinkBefore) - (w.times.flush - flushBefore)
 		}
 		if r != nil {
 			s.emit(w, g, start)
@@ -320,12 +413,17 @@ func (s *computeState) work(g int) {
 // by block; every block but current (the one w is decoding, if any) is
 // complete then and goes to the sink.
 func (s *computeState) flush(w *worker, g int, r *Request, current int) {
+	if s.tm != nil {
+		t0, sink0 := time.Now(), w.times.sink
+		defer func() { w.times.flush += int64(time.Since(t0)) - (w.times.sink - sink0) }()
+	}
 	for k := 0; k < len(w.staged); {
 		start := w.staged[k].pos / Block * Block
 		for ; k < len(w.staged) && w.staged[k].pos < start+Block; k++ {
 			st := &w.staged[k]
 			w.item = st.item
 			w.tok.split(w.item.Title)
+			w.it, w.tk = &w.item, &w.tok
 			s.rows(w, r, st.pos)
 		}
 		if start != current {

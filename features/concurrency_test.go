@@ -93,7 +93,7 @@ func TestComputeStagesItemsDuringPreparation(t *testing.T) {
 			return NewRequest(user)
 		}
 		got := make([]float32, len(want))
-		if err := compute(slow, items, nil, tc.threads, got, nil, nil, false, nil); err != nil {
+		if err := compute(slow, items, nil, tc.threads, got, nil, nil, false, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		for i := range got {
@@ -121,14 +121,14 @@ func TestComputeErrorPrecedenceWithStaging(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		return nil, userErr
 	}
-	if err := compute(slowFail, bad, nil, 4, out, nil, nil, false, nil); err != userErr {
+	if err := compute(slowFail, bad, nil, 4, out, nil, nil, false, nil, nil); err != userErr {
 		t.Fatalf("got %v, want the user context error", err)
 	}
 	slowOK := func() (*Request, error) {
 		time.Sleep(30 * time.Millisecond)
 		return NewRequest(user)
 	}
-	err := compute(slowOK, bad, nil, 4, out, nil, nil, false, nil)
+	err := compute(slowOK, bad, nil, 4, out, nil, nil, false, nil, nil)
 	var ie *InputError
 	if !errors.As(err, &ie) || ie.Position != 400 {
 		t.Fatalf("got %v, want the error of item 400", err)
@@ -164,7 +164,7 @@ func TestComputeBlocksSink(t *testing.T) {
 				copy(got[start*NumFeatures:], rows)
 				return nil
 			}
-			if err := compute(prep, items, nil, threads, nil, nil, nil, true, sink); err != nil {
+			if err := compute(prep, items, nil, threads, nil, nil, nil, true, sink, nil); err != nil {
 				t.Fatal(err)
 			}
 			if len(seen) != 8 {
@@ -207,7 +207,7 @@ func TestComputePanicsBecomeErrors(t *testing.T) {
 		}
 	}
 	out := make([]float32, items.Len()*NumFeatures)
-	err := compute(func() (*Request, error) { panic("boom in prepare") }, items, nil, 4, out, nil, nil, false, nil)
+	err := compute(func() (*Request, error) { panic("boom in prepare") }, items, nil, 4, out, nil, nil, false, nil, nil)
 	if !errors.As(err, &pe) || pe.Value != "boom in prepare" {
 		t.Fatalf("got %v, want the preparation's panic", err)
 	}

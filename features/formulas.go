@@ -135,7 +135,7 @@ func (f *tokenFilter) mayHave(tok []byte) bool {
 // row computes the feature row of one decoded item at position pos.
 func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	out = out[:NumFeatures] // one bounds check here instead of one per store
-	it := &w.item
+	it := w.it
 	u := r.User
 	nan := math.NaN()
 	copy(out[fUserPlatform:fUserCategoriesViewed+1], r.userRow[fUserPlatform:fUserCategoriesViewed+1])
@@ -163,9 +163,9 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 	out[fItemPhotos] = float32(it.Photos)
 	out[fItemHasVideo] = float32(it.HasVideo)
 	out[fItemLogDescriptionLen] = float32(log1pCount(it.DescriptionLen))
-	// The title was split into w.tok while decoding (which validated it).
-	out[fItemTitleChars] = float32(w.tok.runes)
-	out[fItemTitleTokens] = float32(w.tok.n())
+	// The title was split while decoding (which validated it).
+	out[fItemTitleChars] = float32(w.tk.runes)
+	out[fItemTitleTokens] = float32(w.tk.n())
 	out[fItemCategory] = float32(it.Category)
 	out[fItemSubcategory] = float32(it.Subcategory)
 	out[fItemConditionNew] = float32(it.Condition)
@@ -309,16 +309,16 @@ func (r *Request) row(w *worker, pos int, c *Candidates, out []float32) {
 }
 
 // queryMatches compares the title's distinct tokens (already split into
-// w.tok) with the user's queries: how many are in any query, their share of
+// w.tk) with the user's queries: how many are in any query, their share of
 // the distinct tokens (0 for a title without tokens), and whether any is in
 // the newest query.
 func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool) {
-	n := w.tok.n()
+	n := w.tk.n()
 	// Most titles share no token with any query: then hits is 0 and the
 	// distinct count, which only divides hits, need not be taken.
 	anyMaybe := false
 	for i := 0; i < n && !anyMaybe; i++ {
-		anyMaybe = r.queryFilter.mayHave(w.tok.token(i))
+		anyMaybe = r.queryFilter.mayHave(w.tk.token(i))
 	}
 	if !anyMaybe {
 		return 0, 0, false
@@ -332,7 +332,7 @@ func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool)
 		clear(w.seen)
 	}
 	for i := 0; i < n; i++ {
-		tok := w.tok.token(i)
+		tok := w.tk.token(i)
 		dup := false
 		if useMap {
 			if _, dup = w.seen[string(tok)]; !dup {
@@ -340,7 +340,7 @@ func (w *worker) queryMatches(r *Request) (hits int, overlap float64, last bool)
 			}
 		} else {
 			for j := 0; j < i && !dup; j++ {
-				dup = string(w.tok.token(j)) == string(tok)
+				dup = string(w.tk.token(j)) == string(tok)
 			}
 		}
 		if dup {
@@ -376,7 +376,7 @@ func catCode(v float64) int64 {
 // position pos.
 func (r *Request) catRow(w *worker, pos int, c *Candidates, out []int64) {
 	out = out[:NumCatFeatures]
-	it := &w.item
+	it := w.it
 	u := r.User
 	out[cItemCategory] = it.Category
 	out[cItemSubcategory] = it.Subcategory

@@ -19,14 +19,22 @@ type Candidates struct {
 }
 
 // Items is a request's item records: record i is Blob[Offsets[i]:Offsets[i+1]].
-// Offsets has one entry more than there are items.
+// Offsets has one entry more than there are items. When Decoded is not nil
+// the records were decoded before (an item cache's) and Blob and Offsets
+// are unused.
 type Items struct {
 	Blob    []byte
 	Offsets []int64
+	Decoded []*Decoded
 }
 
 // Len is the number of items.
-func (it Items) Len() int { return max(len(it.Offsets)-1, 0) }
+func (it Items) Len() int {
+	if it.Decoded != nil {
+		return len(it.Decoded)
+	}
+	return max(len(it.Offsets)-1, 0)
+}
 
 // At returns record i.
 func (it Items) At(i int) []byte { return it.Blob[it.Offsets[i]:it.Offsets[i+1]] }
@@ -47,6 +55,14 @@ func Concat(records [][]byte) Items {
 
 // Validate checks the shape of items and candidates against each other.
 func (it Items) Validate(c *Candidates) error {
+	if it.Decoded != nil {
+		for i, d := range it.Decoded {
+			if d == nil {
+				return pferr.Argumentf("decoded record %d is missing", i)
+			}
+		}
+		return c.validate(it.Len())
+	}
 	if len(it.Offsets) == 0 {
 		return pferr.Argumentf("offsets must have n_items + 1 entries, got 0")
 	}
@@ -60,8 +76,12 @@ func (it Items) Validate(c *Candidates) error {
 		}
 		prev = o
 	}
+	return c.validate(it.Len())
+}
+
+// validate checks the candidate arrays of n items.
+func (c *Candidates) validate(n int) error {
 	if c != nil {
-		n := it.Len()
 		// A fixed order: with several wrong arrays the error names the same
 		// one every time, and nothing is allocated per call.
 		for _, a := range [...]struct {

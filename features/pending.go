@@ -85,6 +85,13 @@ func (p *Pending) Close() {
 // caller need not decode the records again to know them. The caller still
 // closes p.
 func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, sink BlockSink) error {
+	return ComputeBlocksTimed(p, items, c, threads, out, ids, sink, nil)
+}
+
+// ComputeBlocksTimed is ComputeBlocksFrom that fills tm (when not nil)
+// with where the time went.
+func ComputeBlocksTimed(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64,
+	sink BlockSink, tm *Timings) error {
 	if err := checkOutput(items, out, sink != nil); err != nil {
 		return err
 	}
@@ -95,7 +102,7 @@ func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out 
 	if sink != nil {
 		s = func(start, end int, rows []float32, _ []int64) error { return sink(start, end, rows) }
 	}
-	return compute(p.prepare, items, c, threads, out, ids, nil, false, s)
+	return compute(p.prepare, items, c, threads, out, ids, nil, false, s, tm)
 }
 
 // ComputeAllFrom is ComputeBlocksFrom that computes the categorical rows
@@ -103,6 +110,13 @@ func ComputeBlocksFrom(p *Pending, items Items, c *Candidates, threads int, out 
 // With neither out nor catOut, a sink is needed.
 func ComputeAllFrom(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, catOut []int64,
 	sink CatBlockSink) error {
+	return ComputeAllTimed(p, items, c, threads, out, ids, catOut, sink, nil)
+}
+
+// ComputeAllTimed is ComputeAllFrom that fills tm (when not nil) with
+// where the time went.
+func ComputeAllTimed(p *Pending, items Items, c *Candidates, threads int, out []float32, ids []int64, catOut []int64,
+	sink CatBlockSink, tm *Timings) error {
 	if err := checkOutput(items, out, sink != nil || catOut != nil); err != nil {
 		return err
 	}
@@ -112,7 +126,7 @@ func ComputeAllFrom(p *Pending, items Items, c *Candidates, threads int, out []f
 	if catOut != nil && len(catOut) != items.Len()*NumCatFeatures {
 		return pferr.Argumentf("categorical output has %d values, want %d x %d", len(catOut), items.Len(), NumCatFeatures)
 	}
-	return compute(p.prepare, items, c, threads, out, ids, catOut, true, sink)
+	return compute(p.prepare, items, c, threads, out, ids, catOut, true, sink, tm)
 }
 
 func checkOutput(items Items, out []float32, other bool) error {

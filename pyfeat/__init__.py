@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._cache import CachedItems, ItemCache
 from ._convert import MAX_MODEL_BYTES
 from ._engine import (
     CAT_MISSING,
@@ -22,6 +23,7 @@ from ._engine import (
     spec_hash,
 )
 from ._model import SPEC_HASH_KEY, Model, Ranker, RankResult
+from ._profile import profile
 from ._version import __version__
 from .errors import ForkError, InputError, InputTypeError, InternalError, ModelError, PyfeatError
 
@@ -47,6 +49,9 @@ __all__ = [
     "Model",
     "Ranker",
     "RankResult",
+    "ItemCache",
+    "CachedItems",
+    "profile",
     "SPEC_HASH_KEY",
     "MAX_MODEL_BYTES",
     "RequestLog",

@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from . import _catinput, _convert, _native
-from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, categorical_feature_names, feature_names, spec_hash
+from ._engine import (
+    FEATURE_NAMES_KEY,
+    SPEC_HASH_KEY,
+    Counters,
+    categorical_feature_names,
+    feature_names,
+    spec_hash,
+    stage_timings,
+)
 from ._inputs import PreparedRequest, Record, check_out, threads_arg, top_k_arg
 from .errors import ModelError
 
@@ -33,13 +42,26 @@ class RankResult(tuple):
     ``request_id`` is the id the request was logged under (``rank(...,
     log=...)``), else ``None``: the service keeps it to attribute later
     clicks and contacts to the request.
+
+    ``timings`` says where the call's wall time went, in seconds:
+    ``python`` (converting the inputs and outputs on the calling thread),
+    ``wait`` (before the computation started: for ``arank``, waiting for a
+    ranker thread too), ``user`` (preparing the user context), ``decode``
+    (MessagePack records; none for an item cache's records), ``features``,
+    ``scoring``, ``topk`` and ``other``; ``total`` is their sum, the call's
+    wall time. Decoding, features and scoring run on several goroutines at
+    once, so the computation's wall time is split between them in
+    proportion to their CPU time.
     """
 
     request_id: Any
+    timings: dict[str, float]
 
-    def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None) -> "RankResult":
+    def __new__(cls, order: np.ndarray, scores: np.ndarray, request_id: Any = None,
+                timings: dict[str, float] | None = None) -> "RankResult":
         self = super().__new__(cls, (order, scores))
         self.request_id = request_id
+        self.timings = timings or {}
         return self
 
     @property
@@ -319,6 +341,7 @@ class Ranker:
         self._catboost_lib = catboost_lib
         self._n_features = len(feature_names())
         self._swap = threading.Lock()
+        self._counters = Counters()
         self._model = self._load(model_path)
         # The ranker's own handle: Go swaps the model behind it atomically
         # (reload), and every call acquires the model it serves in Go, so a
@@ -328,6 +351,11 @@ class Ranker:
         _native.check(_native.lib().pf_model_share(self._model._handle, shared, st), st)
         self._handle = int(shared[0])
         self._finalizer = weakref.finalize(self, _close_handle, self._handle)
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, items and seconds per stage (see ``RankResult.timings``)
+        summed over every ``rank`` and ``arank`` of this ranker."""
+        return self._counters.snapshot()
 
     def _load(self, path: str | os.PathLike[str]) -> Model:
         model = Model(path, self._backend, threads=self._threads or None, catboost_lib=self._catboost_lib)
@@ -446,14 +474,17 @@ class Ranker:
             indices into ``items``, best first; ``scores`` float64 raw scores
             in that order, descending; ties keep input order.
         """
-        with PreparedRequest(user, items, candidates, begin=True) as req:
-            return self._rank(req, top_k, features_out, log, cat_features_out)
+        t0 = time.perf_counter()
+        with PreparedRequest(user, items, candidates, begin=True, pooled=True) as req:
+            return self._rank(req, top_k, features_out, log, cat_features_out, python_s=time.perf_counter() - t0)
 
     def _rank(
         self, req: PreparedRequest, top_k: int | None, features_out: np.ndarray | None = None, log: Any = None,
-        cat_features_out: np.ndarray | None = None,
+        cat_features_out: np.ndarray | None = None, *, python_s: float = 0.0, submitted: float | None = None,
     ) -> RankResult:
-        n = req.items.n
+        t0 = time.perf_counter()
+        queued = 0.0 if submitted is None else t0 - submitted
+        n = req.n
         k = top_k_arg(top_k, n)
         order = np.empty(k, dtype=np.int64)
         scores = np.empty(k, dtype=np.float64)
@@ -467,16 +498,23 @@ class Ranker:
             check_out(cat_features_out, (n, len(categorical_feature_names())), np.int64)
             cats = ffi.from_buffer("int64_t[]", cat_features_out)
         st = _native.new_status()
+        go = ffi.new("int64_t[]", _native.PF_STAGES)
         args = (*req.c_args(ffi), self._threads, feats, cats,
-                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, st)
+                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), k, go, st)
         # Go acquires the model the handle serves for the whole call: one
         # model per request, whatever reload() does meanwhile.
-        code = _native.lib().pf_rank(self._handle, req.take_user_handle(), *args)  # consumes the user handle
+        user_handle = req.take_user_handle()
+        t1 = time.perf_counter()
+        code = _native.lib().pf_rank(self._handle, user_handle, *args)  # consumes the user handle
+        t2 = time.perf_counter()
         _native.check(code, st)
         # Logged after it was served: the log holds exactly the requests that
         # produced a ranking, so training never sees one that serving refused.
         request_id = log.append_prepared(req) if log is not None else None
-        return RankResult(order, scores, request_id)
+        python_s += (t1 - t0) + (t2 - t1 - go[0] * 1e-9) + (time.perf_counter() - t2)
+        timings = stage_timings(go, python_s, queued)
+        self._counters.add(timings, n)
+        return RankResult(order, scores, request_id, timings)
 
     async def arank(
         self,
@@ -498,11 +536,28 @@ class Ranker:
                         max_workers=self._max_concurrency, thread_name_prefix="pyfeat-rank"
                     )
                 executor = self._executor
-        loop = asyncio.get_running_loop()
         # The inputs are converted on the loop's thread: Python work holds
         # the GIL wherever it runs, and here its buffers come from the
         # allocator arena the caller's records live in, where an executor
         # thread would keep a glibc arena of its own (a megabyte or two of
         # RSS per thread). The user context is prepared in Go meanwhile.
-        with PreparedRequest(user, items, candidates, begin=True) as req:  # frees the context if the call never ran
-            return await loop.run_in_executor(executor, functools.partial(self._rank, req, top_k, **kwargs))
+        t0 = time.perf_counter()
+        req = PreparedRequest(user, items, candidates, begin=True, pooled=True)
+        t1 = time.perf_counter()
+        try:
+            cf = executor.submit(functools.partial(self._rank, req, top_k, **kwargs, python_s=t1 - t0, submitted=t1))
+        except BaseException:
+            req.__exit__(None, None, None)
+            raise
+        try:
+            result = await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            # The call may be running: its buffers (pooled, reused by the next
+            # request) are released when it has finished, not before.
+            cf.add_done_callback(lambda _: req.__exit__(None, None, None))
+            raise
+        except BaseException:
+            req.__exit__(None, None, None)
+            raise
+        req.__exit__(None, None, None)
+        return result

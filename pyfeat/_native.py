@@ -40,6 +40,8 @@ ffi = _make_ffi()
 _header = ffi.dlopen(None)
 ABI_VERSION: int = _header.PF_ABI_VERSION
 PF_OK: int = _header.PF_OK
+PF_STAGES: int = _header.PF_STAGES
+PF_CACHE_STATS: int = _header.PF_CACHE_STATS
 
 # Each status code's exception; position and key go to the input errors.
 _EXCEPTIONS: dict[int, type[Exception]] = {

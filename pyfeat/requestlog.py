@@ -173,7 +173,7 @@ def request_id_time(request_id: str) -> float:
 def _encode_payload(req: PreparedRequest) -> list[Any]:
     """The payload as a list of buffers (no copy of the blobs)."""
     user = req.user
-    items = req.items
+    items = req.raw_items()
     offsets = items.offsets
     n = items.n
     if not isinstance(offsets, np.ndarray) or offsets.dtype != np.int64 or offsets.ndim != 1:

@@ -107,7 +107,7 @@ func TestRankCategorical(t *testing.T) {
 		scores, order := make([]float64, n), make([]int64, n)
 		cats := make([]int64, n*features.NumCatFeatures)
 		p := features.Begin(user, threads == 2)
-		err := Rank(m, p, items, c, threads, nil, cats, scores, order)
+		err := Rank(m, p, items, c, threads, nil, cats, scores, order, nil)
 		p.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +133,7 @@ func TestRankCategorical(t *testing.T) {
 			scores, order := make([]float64, 10), make([]int64, 10)
 			p := features.Begin(user, false)
 			defer p.Close()
-			if err := Rank(m, p, items, c, 2, nil, nil, scores, order); err != nil {
+			if err := Rank(m, p, items, c, 2, nil, nil, scores, order, nil); err != nil {
 				t.Error(err)
 				return
 			}
@@ -177,7 +177,7 @@ func TestRankCategoricalLayout(t *testing.T) {
 		m := newCatModel()
 		change(m)
 		p := features.Begin(user, false)
-		err := Rank(m, p, items, c, 1, nil, nil, scores, order)
+		err := Rank(m, p, items, c, 1, nil, nil, scores, order, nil)
 		p.Close()
 		if kindOf(err) != model {
 			t.Fatalf("%s: got %v, want a model error", name, err)
@@ -187,7 +187,7 @@ func TestRankCategoricalLayout(t *testing.T) {
 	cats := make([]int64, 10*features.NumCatFeatures)
 	p := features.Begin(user, false)
 	defer p.Close()
-	if err := Rank(&constModel{nf: features.NumFeatures, dims: 1, w: 1}, p, items, c, 1, nil, cats, scores, order); err != nil {
+	if err := Rank(&constModel{nf: features.NumFeatures, dims: 1, w: 1}, p, items, c, 1, nil, cats, scores, order, nil); err != nil {
 		t.Fatal(err)
 	}
 	if cats[features.NumCatFeatures*1+0] != 1 { // item 1's category

@@ -94,11 +94,11 @@ func TestServiceErrorKinds(t *testing.T) {
 	}
 	rank := func(h int64, bad int, k int) error {
 		user, items := request(n, bad)
-		return s.Rank(h, s.BeginUser(user), items, nil, 2, nil, nil, make([]float64, k), make([]int64, k))
+		return s.Rank(h, s.BeginUser(user), items, nil, 2, nil, nil, make([]float64, k), make([]int64, k), nil)
 	}
 	compute := func(bad int, out int) error {
 		user, items := request(n, bad)
-		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out), nil, nil)
+		return s.Compute(s.BeginUser(user), items, nil, 2, make([]float32, out), nil, nil, nil)
 	}
 	x := make([]float32, 2*features.NumFeatures)
 	cases := []struct {
@@ -109,7 +109,7 @@ func TestServiceErrorKinds(t *testing.T) {
 		{"rank", rank(good, -1, 5), none},
 		{"rank: bad item", rank(good, 200, 5), input},
 		{"rank: top k above n", rank(good, -1, n+1), argument},
-		{"rank: unknown user handle", s.Rank(good, 12345, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil, nil), argument},
+		{"rank: unknown user handle", s.Rank(good, 12345, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil, nil, nil), argument},
 		{"rank: closed model", rank(closed, -1, 5), model},
 		{"rank: two outputs", rank(twoDims, -1, 5), model},
 		{"rank: wrong width", rank(narrow, -1, 5), model},
@@ -118,7 +118,7 @@ func TestServiceErrorKinds(t *testing.T) {
 		{"compute", compute(-1, n*features.NumFeatures), none},
 		{"compute: bad item", compute(7, n*features.NumFeatures), input},
 		{"compute: short output", compute(-1, 5), argument},
-		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil), argument},
+		{"compute: unknown user handle", s.Compute(999, features.Items{Offsets: []int64{0}}, nil, 1, nil, nil, nil, nil), argument},
 		{"discard: unknown user handle", s.DiscardUser(999), argument},
 		{"predict", s.Predict(good, x, 2, features.NumFeatures, 1, make([]float64, 2)), none},
 		{"predict: wrong width", s.Predict(good, x, 1, 2*features.NumFeatures, 1, make([]float64, 1)), argument},

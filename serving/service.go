@@ -5,10 +5,12 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pyfeat/pyfeat/catboost"
 	"github.com/pyfeat/pyfeat/features"
 	"github.com/pyfeat/pyfeat/internal/pferr"
+	"github.com/pyfeat/pyfeat/itemcache"
 )
 
 // Service is the state behind the C ABI of one process: the models, the
@@ -20,11 +22,14 @@ type Service struct {
 	Models   *Models
 	users    pendingUsers
 	inflight atomic.Int32
+	caches   registry[*itemcache.Cache]
+	lookups  registry[*lookupEntry]
 }
 
 // New returns an empty Service.
 func New() *Service {
-	return &Service{Models: NewModels(), users: pendingUsers{m: map[int64]*features.Pending{}}}
+	return &Service{Models: NewModels(), users: pendingUsers{m: map[int64]*features.Pending{}},
+		caches: registry[*itemcache.Cache]{what: "item cache"}, lookups: registry[*lookupEntry]{what: "lookup"}}
 }
 
 // enter registers a call and returns the goroutines it may use (threads as
@@ -67,8 +72,10 @@ func (s *Service) DiscardUser(h int64) error {
 // Compute writes the feature matrix of one request into out, each item's
 // id into ids unless it is nil and the categorical matrix into catOut
 // unless that is nil; the user handle is consumed whatever the outcome.
+// stages, when not nil, receives where the call's time went (see Stages).
 func (s *Service) Compute(user int64, items features.Items, c *features.Candidates, threads int, out []float32,
-	ids []int64, catOut []int64) error {
+	ids []int64, catOut []int64, stages *[NumStages]int64) error {
+	entered := time.Now()
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
@@ -79,10 +86,17 @@ func (s *Service) Compute(user int64, items features.Items, c *features.Candidat
 	}
 	th := s.enter(threads)
 	defer s.leave()
+	wait := time.Since(entered)
+	var tm Timings
 	if catOut != nil {
-		return features.ComputeAllFrom(p, items, c, th, out, ids, catOut, nil)
+		err = features.ComputeAllTimed(p, items, c, th, out, ids, catOut, nil, &tm.Timings)
+	} else {
+		err = features.ComputeBlocksTimed(p, items, c, th, out, ids, nil, &tm.Timings)
 	}
-	return features.ComputeBlocksFrom(p, items, c, th, out, ids, nil)
+	if stages != nil {
+		*stages = Stages(int64(time.Since(entered)), int64(wait), &tm)
+	}
+	return err
 }
 
 // LoadModel loads a model file (see Load) under a new handle.
@@ -146,14 +160,21 @@ func (s *Service) Predict(h int64, x []float32, rows, cols, threads int, out []f
 // call starts, held until it ends. The user handle is consumed whatever the
 // outcome.
 func (s *Service) Rank(h, user int64, items features.Items, c *features.Candidates, threads int,
-	featuresOut []float32, catOut []int64, scores []float64, order []int64) error {
+	featuresOut []float32, catOut []int64, scores []float64, order []int64, stages *[NumStages]int64) error {
+	entered := time.Now()
 	p, err := s.users.take(user)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	return s.withModel(h, threads, func(m catboost.Model, th int) error {
-		return Rank(m, p, items, c, th, featuresOut, catOut, scores, order)
+		wait := time.Since(entered)
+		var tm Timings
+		err := Rank(m, p, items, c, th, featuresOut, catOut, scores, order, &tm)
+		if stages != nil {
+			*stages = Stages(int64(time.Since(entered)), int64(wait), &tm)
+		}
+		return err
 	})
 }
 

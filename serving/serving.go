@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/pyfeat/pyfeat/catboost"
 	"github.com/pyfeat/pyfeat/features"
@@ -40,13 +41,14 @@ func Predict(m catboost.Model, x []float32, rows, cols int, threads int, out []f
 // (n x NumFeatures), catOut the categorical one (n x NumCatFeatures). user
 // is the user context, started with features.Begin (the caller closes it).
 // len(order) == len(scores) == top_k <= n (the caller allocates all three).
+// tm, when not nil, receives where the time went.
 //
 // m takes the numeric columns, or the numeric columns and then the
 // categorical ones (a model trained with them as cat_features): then each
 // block's categorical ids are hashed as CatBoost hashes their decimal
 // strings and scored with the block's rows.
 func Rank(m catboost.Model, user *features.Pending, items features.Items, c *features.Candidates,
-	threads int, featuresOut []float32, catOut []int64, scores []float64, order []int64) error {
+	threads int, featuresOut []float32, catOut []int64, scores []float64, order []int64, tm *Timings) error {
 	n := items.Len()
 	if m.Dimensions() != 1 {
 		return pferr.Modelf("rank needs a model with one output per item; this one has %d (use predict)", m.Dimensions())
@@ -71,12 +73,16 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	// Each block of rows is scored by the goroutine that computed it, while
 	// the rows are still in its cache; without a features buffer the
 	// request's feature matrix is never held in memory at once.
+	var ftm *features.Timings
+	if tm != nil {
+		ftm = &tm.Timings
+	}
 	if cm == nil && catOut == nil {
 		score := func(start, end int, rows []float32) error {
 			faults.Point("rank-sink")
 			return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
 		}
-		err = features.ComputeBlocksFrom(user, items, c, threads, featuresOut, nil, score)
+		err = features.ComputeBlocksTimed(user, items, c, threads, featuresOut, nil, score, ftm)
 	} else {
 		var hashed []uint32
 		if cm != nil {
@@ -93,29 +99,92 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 			}
 			return pferr.AsModel(cm.PredictRawCat(rows, h, end-start, raw[start:end], 1))
 		}
-		err = features.ComputeAllFrom(user, items, c, threads, featuresOut, nil, catOut, score)
+		err = features.ComputeAllTimed(user, items, c, threads, featuresOut, nil, catOut, score, ftm)
 	}
 	if err != nil {
 		return err
 	}
-	for i := range idx {
-		idx[i] = int64(i)
+	var t0 time.Time
+	if tm != nil {
+		t0 = time.Now()
+		defer func() { tm.TopK = int64(time.Since(t0)) }()
 	}
-	slices.SortStableFunc(idx, func(a, b int64) int {
+	top := topK(raw, idx, k)
+	for i, j := range top {
+		order[i] = j
+		scores[i] = raw[j]
+	}
+	return nil
+}
+
+// topK returns the indices of the k best scores, best first: descending,
+// NaN last, ties in input order. The order is total (the index breaks
+// ties), so any correct selection gives the same answer; for k well below
+// n a bounded heap (n log k) replaces sorting all n. idx is scratch of
+// len(raw).
+func topK(raw []float64, idx []int64, k int) []int64 {
+	// before(a, b) < 0 when a ranks before b.
+	before := func(a, b int64) int {
 		sa, sb := raw[a], raw[b]
 		an, bn := math.IsNaN(sa), math.IsNaN(sb)
 		switch {
 		case an || bn:
-			return cmp.Compare(b2i(an), b2i(bn)) // NaN last
-		default:
+			if an != bn {
+				return cmp.Compare(b2i(an), b2i(bn)) // NaN last
+			}
+		case sa != sb:
 			return cmp.Compare(sb, sa) // descending
 		}
-	})
-	for i := 0; i < k; i++ {
-		order[i] = idx[i]
-		scores[i] = raw[idx[i]]
+		return cmp.Compare(a, b) // ties: input order
 	}
-	return nil
+	n := len(raw)
+	if k == 0 {
+		return idx[:0]
+	}
+	if k*4 >= n {
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		slices.SortFunc(idx, before)
+		return idx[:k]
+	}
+	// A heap of the k best so far, the worst of them at the root.
+	h := idx[:0]
+	down := func(i int) {
+		for {
+			w, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && before(h[l], h[w]) > 0 {
+				w = l
+			}
+			if r < len(h) && before(h[r], h[w]) > 0 {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := 0; i < n; i++ {
+		j := int64(i)
+		if len(h) < k {
+			h = append(h, j)
+			for c := len(h) - 1; c > 0; { // up
+				p := (c - 1) / 2
+				if before(h[c], h[p]) <= 0 {
+					break
+				}
+				h[c], h[p] = h[p], h[c]
+				c = p
+			}
+		} else if before(j, h[0]) < 0 {
+			h[0] = j
+			down(0)
+		}
+	}
+	slices.SortFunc(h, before)
+	return h
 }
 
 // rankLayout checks that m takes pyfeat's columns: the numeric ones, or the

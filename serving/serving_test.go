@@ -1,8 +1,12 @@
 package serving
 
 import (
+	"cmp"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,5 +192,44 @@ func TestPredictShapes(t *testing.T) {
 	}
 	if err := Predict(m, []float32{1, 2, 3}, 1, 3, 1, out); err == nil {
 		t.Fatal("accepted an output of the wrong length")
+	}
+}
+
+// topK agrees with a stable sort of all the scores (descending, NaN last,
+// ties in input order) for every k, with ties and NaNs among the scores.
+func TestTopKAgreesWithAStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 7, 100, 3000} {
+		raw := make([]float64, n)
+		for i := range raw {
+			switch rng.IntN(10) {
+			case 0:
+				raw[i] = math.NaN()
+			case 1, 2:
+				raw[i] = float64(rng.IntN(3)) // ties
+			default:
+				raw[i] = rng.NormFloat64()
+			}
+		}
+		want := make([]int64, n)
+		for i := range want {
+			want[i] = int64(i)
+		}
+		slices.SortStableFunc(want, func(a, b int64) int {
+			an, bn := math.IsNaN(raw[a]), math.IsNaN(raw[b])
+			if an || bn {
+				return cmp.Compare(b2i(an), b2i(bn))
+			}
+			return cmp.Compare(raw[b], raw[a])
+		})
+		for _, k := range []int{0, 1, 5, n / 10, n / 4, n / 2, n} {
+			if k > n {
+				continue
+			}
+			got := topK(raw, make([]int64, n), k)
+			if !slices.Equal(got, want[:k]) {
+				t.Fatalf("n=%d k=%d: got %v, want %v", n, k, got[:min(k, 10)], want[:min(k, 10)])
+			}
+		}
 	}
 }

@@ -82,6 +82,25 @@ def run_in_threads(n: int, work, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="session")
+def small_model_json(tmp_path_factory):
+    """A quick model on pyfeat's feature names (JSON export)."""
+    import numpy as np
+    from catboost import CatBoostRegressor, Pool
+
+    import pyfeat
+
+    names = pyfeat.feature_names()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, len(names))).astype(np.float32)
+    m = CatBoostRegressor(iterations=10, depth=3, verbose=False, allow_writing_files=False, thread_count=1)
+    m.fit(Pool(X, X[:, 0] + rng.normal(size=400), feature_names=names))
+    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
+    path = tmp_path_factory.mktemp("model") / "m.json"
+    m.save_model(str(path), format="json")
+    return path
+
+
+@pytest.fixture(scope="session")
 def engine():
     import pyfeat
 

@@ -104,10 +104,10 @@ class Calls:
         uh = user_handle if user_handle is not None else self.user(user)[2]
         st, ffi = self.st(), self.ffi
         ids = np.empty(n, np.int64)
-        code = self.lib.pf_compute(uh, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n,
+        code = self.lib.pf_compute(uh, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n, 0,
                                    ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.from_buffer("float[]", out),
                                    out.size if out_len is None else out_len, ffi.from_buffer("int64_t[]", ids),
-                                   ffi.NULL, 0, st)
+                                   ffi.new("int64_t[8]"), ffi.NULL, 0, st)
         return code, st
 
     def rank(self, handle=None, n=300, bad_item=None, user=None, top_k=5):
@@ -115,9 +115,10 @@ class Calls:
         scores, order = np.empty(n + 1), np.empty(n + 1, np.int64)
         st, ffi = self.st(), self.ffi
         code = self.lib.pf_rank(self.model if handle is None else handle, self.user(user)[2],
-                                ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n,
+                                ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets), n, 0,
                                 ffi.NULL, ffi.NULL, ffi.NULL, 2, ffi.NULL, ffi.NULL,
-                                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), top_k, st)
+                                ffi.from_buffer("double[]", scores), ffi.from_buffer("int64_t[]", order), top_k,
+                                ffi.new("int64_t[8]"), st)
         return code, st
 
     def predict(self, handle=None, rows=4096, cols=N):
@@ -127,6 +128,38 @@ class Calls:
         code = self.lib.pf_model_predict(self.model if handle is None else handle, ffi.from_buffer("float[]", x),
                                          rows, cols, 2, ffi.from_buffer("double[]", out), rows, st)
         return code, st
+
+    def cache(self, max_bytes=1 << 20, null=False):
+        st, h = self.st(), self.ffi.new("int64_t*")
+        code = self.lib.pf_cache_new(max_bytes, 0, self.ffi.NULL if null else h, st)
+        return code, st, int(h[0])
+
+    def lookup(self, cache=None, ids=(1000, 1001)):
+        ids = np.asarray(ids, np.int64)
+        st, ffi = self.st(), self.ffi
+        h, n_missing, missing = ffi.new("int64_t*"), ffi.new("int64_t*"), np.empty(len(ids), np.int64)
+        code = self.lib.pf_cache_lookup(self.cache()[2] if cache is None else cache, ffi.from_buffer("int64_t[]", ids),
+                                        len(ids), h, ffi.from_buffer("int64_t[]", missing), n_missing, st)
+        return code, st, int(h[0])
+
+    def fill(self, lookup=None, records=None):
+        records = records if records is not None else [msgpack.packb(base_item(0)), msgpack.packb(base_item(1))]
+        blob, offsets = b"".join(records), np.zeros(len(records) + 1, np.int64)
+        np.cumsum([len(r) for r in records], out=offsets[1:])
+        st, ffi = self.st(), self.ffi
+        lk = self.lookup()[2] if lookup is None else lookup
+        code = self.lib.pf_lookup_fill(lk, ffi.from_buffer("uint8_t[]", blob), ffi.from_buffer("int64_t[]", offsets),
+                                       len(records), st)
+        return code, st, lk
+
+    def raw(self, lookup):
+        st, ffi, needed = self.st(), self.ffi, self.ffi.new("int64_t*")
+        code = self.lib.pf_lookup_raw(lookup, ffi.NULL, 0, ffi.NULL, 0, needed, st)
+        if code != _native.PF_OK:
+            return code, st
+        blob, offsets = bytearray(int(needed[0])), np.empty(3, np.int64)
+        return self.lib.pf_lookup_raw(lookup, ffi.from_buffer("uint8_t[]", blob), len(blob),
+                                      ffi.from_buffer("int64_t[]", offsets), 3, needed, st), st
 
     def predict_cat(self, handle, rows=4096, n_float=2, n_cat=6):
         # CAT_MODEL's shape: 2 float and 6 categorical features per row.
@@ -245,6 +278,51 @@ class Calls:
                 "ok": lambda: self.predict(),
                 "model": lambda: self.predict(closed),
                 "argument": lambda: self.predict(cols=N + 1),
+            },
+            "pf_profile": {
+                "ok": lambda: st_call(lib.pf_profile, os.fsencode(tmp / "go.pprof"), 10_000_000),
+                "argument": lambda: st_call(lib.pf_profile, os.fsencode(tmp / "no" / "dir.pprof"), 10_000_000),
+            },
+            "pf_cache_new": {
+                "ok": lambda: self.cache()[:2],
+                "argument": lambda: self.cache(max_bytes=0)[:2],
+            },
+            "pf_cache_close": {
+                "ok": lambda: st_call(lib.pf_cache_close, self.cache()[2]),
+                "argument": lambda: st_call(lib.pf_cache_close, 10**9),
+            },
+            "pf_cache_stats": {
+                "ok": lambda: st_call(lib.pf_cache_stats, self.cache()[2], ffi.new("int64_t[10]")),
+                "argument": lambda: st_call(lib.pf_cache_stats, self.cache()[2], ffi.NULL),
+            },
+            "pf_cache_invalidate": {
+                "ok": lambda: st_call(lib.pf_cache_invalidate, self.cache()[2], ffi.new("int64_t[2]"), 2,
+                                      ffi.new("int64_t*")),
+                "argument": lambda: st_call(lib.pf_cache_invalidate, self.cache()[2], ffi.NULL, 2, ffi.NULL),
+            },
+            "pf_cache_clear": {
+                "ok": lambda: st_call(lib.pf_cache_clear, self.cache()[2]),
+                "argument": lambda: st_call(lib.pf_cache_clear, 10**9),
+            },
+            "pf_cache_lookup": {
+                "ok": lambda: self.lookup()[:2],
+                "argument": lambda: self.lookup(cache=10**9)[:2],
+            },
+            "pf_lookup_fill": {
+                "ok": lambda: self.fill()[:2],
+                "input": lambda: self.fill(records=[msgpack.packb(base_item(0)),
+                                                    msgpack.packb(base_item(1, price=-1))])[:2],
+                "type": lambda: self.fill(records=[msgpack.packb(base_item(0, price="1")),
+                                                   msgpack.packb(base_item(1))])[:2],
+                "argument": lambda: self.fill(records=[msgpack.packb(base_item(0))])[:2],
+            },
+            "pf_lookup_raw": {
+                "ok": lambda: self.raw(self.fill()[2]),
+                "argument": lambda: self.raw(self.lookup()[2]),  # not filled
+            },
+            "pf_lookup_close": {
+                "ok": lambda: st_call(lib.pf_lookup_close, self.lookup()[2]),
+                "argument": lambda: st_call(lib.pf_lookup_close, 10**9),
             },
             "pf_model_cat_layout": {
                 "ok": lambda: cat_layout(cat),

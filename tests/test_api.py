@@ -132,6 +132,7 @@ def test_user_handles_are_consumed_once_and_freed_on_python_errors(engine):
     out = np.empty((3, engine.n_features), dtype=np.float32)
     req = PreparedRequest(user, items, None)
     st = _native.new_status()
-    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, ffi.NULL, ffi.NULL, 0, st)
+    code = lib.pf_compute(h, *req.c_args(ffi), 1, ffi.from_buffer("float[]", out), out.size, ffi.NULL, ffi.NULL,
+                          ffi.NULL, 0, st)
     with pytest.raises(ValueError, match="user handle"):
         _native.check(code, st)

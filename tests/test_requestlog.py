@@ -30,22 +30,6 @@ from pyfeat.requestlog import (
 from conftest import base_item, base_user, run_in_threads
 
 
-@pytest.fixture(scope="module")
-def small_model_json(tmp_path_factory):
-    """A quick model on pyfeat's feature names (JSON export)."""
-    from catboost import CatBoostRegressor, Pool
-
-    names = pyfeat.feature_names()
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, len(names))).astype(np.float32)
-    m = CatBoostRegressor(iterations=10, depth=3, verbose=False, allow_writing_files=False, thread_count=1)
-    m.fit(Pool(X, X[:, 0] + rng.normal(size=400), feature_names=names))
-    m.get_metadata()[pyfeat.SPEC_HASH_KEY] = pyfeat.spec_hash()
-    path = tmp_path_factory.mktemp("model") / "m.json"
-    m.save_model(str(path), format="json")
-    return path
-
-
 def make_request(r: int, n: int = 5, candidates: bool = True):
     user = msgpack.packb(base_user(user_id=r, now=base_user()["now"] + 60 * r))
     items = [msgpack.packb(base_item(i + r, title=f"item {i} of {r}")) for i in range(n)]

@@ -7,6 +7,8 @@ GET /feed?user=<user_id>&req=<i>
     2. ranks them with the mode (features + CatBoost),
     3. returns the top 100: {"req": i, "items": [item ids], "scores": [raw scores]}.
 GET /health -> {"mode", "pid", "ready"}
+GET /stats -> the mode's counters (pyfeat+cache: the item cache's)
+GET /go-profile?seconds=S&path=P -> pyfeat modes: pyfeat.profile(P, S)
 
 Listens on 127.0.0.1 only. Started by the harness as
 ``python bench/service/serve.py --mode MODE --port P --redis-port R``.
@@ -37,12 +39,16 @@ async def feed(request: web.Request) -> web.Response:
         if user_blob is None or cand_blob is None:
             raise web.HTTPNotFound(text=f"no request {rid} in the store")
         ids, candidates = common.unpack_candidates(cand_blob)
-        item_key = common.item_key
-        item_blobs = await r.mget([item_key(i) for i in ids.tolist()])
-        if any(b is None for b in item_blobs):
-            raise web.HTTPInternalServerError(text="missing item records")
-        order, scores = await app["mode"].rank(user_blob, item_blobs, candidates, common.TOP_K)
-        del item_blobs  # the records go now, not when the response is sent
+        mode = app["mode"]
+        if hasattr(mode, "rank_ids"):  # the mode reads the records it needs itself
+            order, scores = await mode.rank_ids(r, user_blob, ids, candidates, common.TOP_K)
+        else:
+            item_key = common.item_key
+            item_blobs = await r.mget([item_key(i) for i in ids.tolist()])
+            if any(b is None for b in item_blobs):
+                raise web.HTTPInternalServerError(text="missing item records")
+            order, scores = await mode.rank(user_blob, item_blobs, candidates, common.TOP_K)
+            del item_blobs  # the records go now, not when the response is sent
     return web.json_response({"req": rid, "items": ids[order].tolist(), "scores": scores.tolist()})
 
 
@@ -50,10 +56,29 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"mode": request.app["mode"].name, "pid": os.getpid(), "ready": True})
 
 
+async def go_profile(request: web.Request) -> web.Response:
+    """pyfeat modes: a Go CPU profile of this process for ?seconds=, written
+    to ?path= (what bench/profile.py takes while py-spy records)."""
+    import pyfeat
+
+    seconds, path = float(request.query["seconds"]), request.query["path"]
+    await asyncio.to_thread(pyfeat.profile, path, seconds)
+    return web.json_response({"path": path})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """The mode's own counters (pyfeat+cache: the item cache's)."""
+    mode = request.app["mode"]
+    return web.json_response(mode.stats() if hasattr(mode, "stats") else {})
+
+
 def make_app(mode_name: str, redis_port: int, model_cbm: str, model_json: str) -> web.Application:
     app = web.Application()
     app.router.add_get("/feed", feed)
     app.router.add_get("/health", health)
+    app.router.add_get("/stats", stats)
+    if mode_name.startswith("pyfeat"):
+        app.router.add_get("/go-profile", go_profile)
 
     async def on_startup(app):
         app["admission"] = asyncio.Semaphore(common.IN_FLIGHT)

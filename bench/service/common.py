@@ -39,15 +39,38 @@ MODEL_PARAMS = dict(
     border_count=254, random_seed=0, thread_count=2,
 )
 
-MODES = ("python", "python+ppe", "pyfeat", "cpp")
+MODES = ("python", "python+ppe", "pyfeat", "pyfeat+cache", "cpp")
 PPE_WORKERS = 2
+
+# The request stream the load sends (every mode the same): STREAM_LEN
+# requests, numbered from STREAM_BASE. Request STREAM_BASE + k has the user
+# context of benchmark request k % N_REQUESTS and 3000 candidates drawn
+# without replacement with probability proportional to the item's views + 1
+# (the popularity the synthetic world simulates): the top 10% of the items
+# fill about two thirds of the candidate slots, and no two requests have the
+# same candidates. The 16 benchmark requests themselves are what the
+# equality checks use.
+STREAM_BASE = 100_000
+STREAM_LEN = 1000
+STREAM_SEED = 11
+
+# pyfeat+cache: the item cache of the service, with pyfeat.ItemCache's
+# defaults: 256 MiB (the world's 50,000 records take about 42 MiB decoded,
+# so it holds them all: its misses are first reads and expiries) and a
+# record fresh for 300 s.
+CACHE_MAX_BYTES = 256 << 20
+CACHE_TTL_S = 300.0
 
 # Admission control, the same in every mode: at most IN_FLIGHT requests are
 # fetched and ranked at once, the others wait before touching Redis. A
 # request that cannot be ranked yet should not hold its 3000 records in
 # memory: without a bound, a service's memory grows with its clients
 # rather than with its work. The core count is what every mode can use.
-IN_FLIGHT = os.cpu_count() or 1
+IN_FLIGHT = int(os.environ.get("PYFEAT_BENCH_IN_FLIGHT") or os.cpu_count() or 1)
+# The memory-scaling runs set these in a service's environment: how many
+# workers python+ppe starts, how many goroutines and concurrent calls pyfeat
+# uses (with GOMAXPROCS, as on a machine with that many cores).
+BENCH_THREADS = int(os.environ.get("PYFEAT_BENCH_THREADS") or 0) or None
 
 # Equality before timing.
 FEATURE_RTOL = 1e-6      # same rule as tests/test_parity.py
@@ -120,6 +143,31 @@ def build_world():
     from pyfeat.synth import Marketplace
 
     return Marketplace(seed=SEED, n_items=N_ITEMS, n_users=N_USERS)
+
+
+@dataclass
+class StreamRequest:
+    rid: int
+    user_blob: bytes
+    item_ids: np.ndarray
+    candidates: dict
+
+
+def build_stream(world, requests: list[BenchRequest], n: int = STREAM_LEN) -> list[StreamRequest]:
+    """The load's request stream (see STREAM_LEN)."""
+    rng = np.random.default_rng(STREAM_SEED)
+    logw = np.log(world.item_views.astype(np.float64) + 1.0)
+    out = []
+    for k in range(n):
+        # Gumbel top-k: a sample without replacement, probability ~ weight.
+        keys = logw + rng.gumbel(size=logw.size)
+        top = np.argpartition(-keys, N_CANDIDATES)[:N_CANDIDATES]
+        top = top[np.argsort(-keys[top], kind="stable")]
+        cands = dict(source=rng.integers(0, 8, N_CANDIDATES), source_score=keys[top].astype(np.float64),
+                     source_rank=np.arange(N_CANDIDATES, dtype=np.int64))
+        out.append(StreamRequest(STREAM_BASE + k, requests[k % len(requests)].user_blob,
+                                 world.item_ids[top].astype(np.int64), cands))
+    return out
 
 
 def build_requests(world, n: int = N_REQUESTS) -> list[BenchRequest]:

@@ -14,6 +14,9 @@ candidates, best first, and their raw scores) and ``close()``. The service
               are pickled across; the main process merges the scores.
 - pyfeat:     pyfeat.Ranker.arank: decoding, features and scoring in one
               Go call on every core, GIL released, off the event loop.
+- pyfeat+cache: the same, with a pyfeat.ItemCache: only the candidates
+              missing from the cache (or stale) are read from Redis, and
+              the cached ones are already decoded.
 - cpp:        the C++/pybind11 peer's features (every core) + catboost
               predict, off the event loop in a thread.
 """
@@ -54,9 +57,9 @@ class PythonMode:
 class PpeMode:
     name = "python+ppe"
 
-    def __init__(self, model_cbm: str, model_json: str, workers: int = common.PPE_WORKERS) -> None:
+    def __init__(self, model_cbm: str, model_json: str, workers: int | None = None) -> None:
         self.model_cbm = model_cbm
-        self.workers = workers
+        self.workers = workers or common.BENCH_THREADS or common.PPE_WORKERS
         self.pool = None
 
     async def start(self) -> None:
@@ -105,13 +108,41 @@ class PyfeatMode:
     async def start(self) -> None:
         import pyfeat
 
-        self.ranker = pyfeat.Ranker(self.model_json)  # threads=None: every core
+        # threads=None: every core (the memory-scaling runs set a cap, and
+        # GOMAXPROCS to the same number, as on a machine with that many cores)
+        th = common.BENCH_THREADS
+        self.ranker = pyfeat.Ranker(self.model_json, threads=th, max_concurrency=th)
 
     async def rank(self, user_blob, item_blobs, candidates, k):
         return await self.ranker.arank(user_blob, item_blobs, candidates, top_k=k)
 
     def close(self) -> None:
         self.ranker.close()
+
+
+class PyfeatCacheMode(PyfeatMode):
+    name = "pyfeat+cache"
+
+    async def start(self) -> None:
+        import pyfeat
+
+        await super().start()
+        self.cache = pyfeat.ItemCache(max_bytes=common.CACHE_MAX_BYTES, ttl=common.CACHE_TTL_S)
+
+    async def rank_ids(self, redis, user_blob, ids, candidates, k):
+        """Looks the candidates up in the cache, reads only the missing ones
+        from Redis, ranks: the serving recipe of the README."""
+        with self.cache.lookup(ids) as items:
+            if items.missing.size:
+                items.fill(await redis.mget([common.item_key(i) for i in items.missing.tolist()]))
+            return await self.ranker.arank(user_blob, items, candidates, top_k=k)
+
+    def stats(self) -> dict:
+        return self.cache.stats()
+
+    def close(self) -> None:
+        super().close()
+        self.cache.close()
 
 
 class CppMode:
@@ -180,7 +211,7 @@ class HoldMode(FloorMode):
         return await super().rank(user_blob, item_blobs, candidates, k)
 
 
-MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, CppMode)}
+MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, PyfeatCacheMode, CppMode)}
 # Served by serve.py but never timed by run_all.py: they rank nothing.
 FLOOR_MODE_CLASSES = {m.name: m for m in (FloorMode, HoldMode)}
 SERVED_MODE_CLASSES = {**MODE_CLASSES, **FLOOR_MODE_CLASSES}

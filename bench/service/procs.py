@@ -3,9 +3,13 @@
 CPU: user + system seconds of every process of a mode (the service and all
 its descendants: python+ppe's workers and multiprocessing's helpers), read
 with psutil right before and right after a load level.
-Memory: peak RSS of a mode = the sum over its processes of each one's
-VmHWM (peak resident set, from /proc/<pid>/status) at the end of the run;
-also the peak of the summed current RSS, sampled every 50 ms under load.
+Memory: the headline is PSS (proportional set size: a page shared by k
+processes counts 1/k in each, so a shared library's pages count once over
+the mode) summed over the mode's processes, sampled every 200 ms under load
+(/proc/<pid>/smaps_rollup); its peak over the run. Next to it, peak RSS =
+the sum over the processes of each one's VmHWM (peak resident set, from
+/proc/<pid>/status), which counts shared pages once per process; also the
+peak of the summed current RSS, sampled every 50 ms under load.
 """
 
 from __future__ import annotations
@@ -68,6 +72,21 @@ class ProcTree:
             try:
                 total += p.memory_info().rss
             except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def pss(self) -> int:
+        """Summed PSS now (bytes), from smaps_rollup (one pass of the kernel
+        over each process's mappings)."""
+        total = 0
+        for p in self.procs():
+            try:
+                with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1]) * 1024
+                            break
+            except OSError:
                 pass
         return total
 
@@ -143,17 +162,24 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 class RssSampler:
-    """Samples the summed RSS of one ProcTree in a thread; keeps the peak."""
+    """Samples the summed RSS (every 50 ms) and PSS (every 200 ms: it costs
+    the kernel a walk of the mappings) of one ProcTree in a thread; keeps
+    the peaks."""
 
-    def __init__(self, tree: ProcTree, interval: float = 0.05) -> None:
-        self.tree, self.interval = tree, interval
+    def __init__(self, tree: ProcTree, interval: float = 0.05, pss_every: int = 4) -> None:
+        self.tree, self.interval, self.pss_every = tree, interval, pss_every
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        i = 0
         while not self._stop.is_set():
             self.peak = max(self.peak, self.tree.rss())
+            if i % self.pss_every == 0:
+                self.peak_pss = max(self.peak_pss, self.tree.pss())
+            i += 1
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "RssSampler":
@@ -164,20 +190,22 @@ class RssSampler:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, self.tree.rss())
+        self.peak_pss = max(self.peak_pss, self.tree.pss())
 
 
 class Service:
     """One mode's service process, started with subprocess (its workers use spawn)."""
 
-    def __init__(self, mode: str, redis_port: int, log_dir: Path, block_modules: str = "") -> None:
+    def __init__(self, mode: str, redis_port: int, log_dir: Path, block_modules: str = "",
+                 env: dict[str, str] | None = None, tag: str = "") -> None:
         self.mode = mode
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         (log_dir / ".gitignore").write_text("*\n")
-        self.log_path = log_dir / f"service-{mode.replace('+', '_')}.log"
+        self.log_path = log_dir / f"service-{mode.replace('+', '_')}{tag}.log"
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYFEAT_BENCH_BLOCK_MODULES=block_modules)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYFEAT_BENCH_BLOCK_MODULES=block_modules, **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVE), "--mode", mode, "--port", str(self.port), "--redis-port", str(redis_port)],
             cwd=common.REPO_DIR, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -199,6 +227,10 @@ class Service:
 
     def get(self, rid: int, user: int = 0, timeout: float = 60.0) -> dict:
         with urllib.request.urlopen(f"{self.url}/feed?user={user}&req={rid}", timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def stats(self, timeout: float = 10.0) -> dict:
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=timeout) as r:
             return json.loads(r.read())
 
     def log_tail(self, n: int = 8) -> str:
@@ -260,5 +292,5 @@ def run_level(service: Service, reqs: list[int], users: list[int], concurrency: 
     res = json.loads(line)
     service.tree.snapshot_hwm()
     res.update(service_cpu_s=cpu_delta(cpu0, cpu1), window_s=t1 - t0, loadgen_cpu_s=lg_cpu,
-               peak_rss_sampled=sampler.peak, processes=len(cpu1))
+               peak_rss_sampled=sampler.peak, peak_pss_sampled=sampler.peak_pss, processes=len(cpu1))
     return res

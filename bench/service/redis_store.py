@@ -52,9 +52,9 @@ class RedisServer:
 
         return redis.Redis(host="127.0.0.1", port=self.port).info("server")["redis_version"]
 
-    def fill(self, world, requests) -> dict:
+    def fill(self, world, requests, stream=()) -> dict:
         """Every item record of the world, and each request's user context and
-        candidate list."""
+        candidate list (the benchmark requests' and the stream's)."""
         import redis
 
         r = redis.Redis(host="127.0.0.1", port=self.port)
@@ -64,12 +64,12 @@ class RedisServer:
         pipe = r.pipeline(transaction=False)
         for a in range(0, len(ids), 2000):
             pipe.mset({common.item_key(i): b for i, b in zip(ids[a:a + 2000], blobs[a:a + 2000])})
-        for q in requests:
+        for q in [*requests, *stream]:
             pipe.set(common.user_key(q.rid), q.user_blob)
             pipe.set(common.cand_key(q.rid), common.pack_candidates(q.item_ids, q.candidates))
         pipe.execute()
         info = r.info("memory")
-        return dict(items=len(ids), item_bytes=sum(map(len, blobs)), requests=len(requests),
+        return dict(items=len(ids), item_bytes=sum(map(len, blobs)), requests=len(requests), stream=len(stream),
                     used_memory_mb=round(info["used_memory"] / 2**20, 1))
 
     def stop(self) -> None:

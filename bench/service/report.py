@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-MODE_ORDER = ("python", "python+ppe", "pyfeat", "cpp")
-COLORS = {"python": "#d62728", "python+ppe": "#ff7f0e", "pyfeat": "#2ca02c", "cpp": "#1f77b4"}
+MODE_ORDER = ("python", "python+ppe", "pyfeat", "pyfeat+cache", "cpp")
+COLORS = {"python": "#d62728", "python+ppe": "#ff7f0e", "pyfeat": "#2ca02c", "pyfeat+cache": "#17becf", "cpp": "#1f77b4"}
 README_START = "<!-- results:start (written by bench/run_all.py) -->"
 README_END = "<!-- results:end -->"
 
@@ -57,19 +57,32 @@ def markdown(res: dict) -> str:
         L.append("")
 
     c0 = res["config"]["levels"][0]
+    st = res["config"].get("stream")
+    if st:
+        L.append(f"The load: a stream of {st['length']} requests, every mode the same (3000 candidates each, drawn "
+                 f"with probability proportional to the item's views + 1"
+                 + (f": {st['distinct_items']} distinct items, the top 10% of the items fill "
+                    f"{st['top10pct_items_share']:.0%} of the candidate slots" if "distinct_items" in st else "")
+                 + "; users of the 16 benchmark requests in turn). The equality checks use the 16 benchmark requests.")
+        L.append("")
     L.append("**Per mode** (all concurrency levels together; CPU and memory summed over every process of the mode: "
-             "the service and its workers; Redis and the load generator excluded. Peak RSS: over the whole run; "
-             f"peak RSS at c={c0}: the same, read once the first pass's c={c0} level is done, before any concurrent load)")
+             "the service and its workers; Redis and the load generator excluded. Memory, the headline: peak PSS, "
+             "sampled every 200 ms under load (a page shared by several processes, such as a library's code, is "
+             "split between them, so it counts once for the mode). Peak RSS next to it: each process's own peak "
+             f"(VmHWM), summed, counting shared pages once per process; peak RSS at c={c0}: the same, read once the "
+             f"first pass's c={c0} level is done, before any concurrent load)")
     L.append("")
     c0 = res["config"]["levels"][0]
-    L.append(f"| mode | processes | CPU ms / request | peak RSS (MB) | peak RSS at c={c0} (MB) "
+    L.append(f"| mode | processes | CPU ms / request | peak PSS (MB) | peak RSS (MB) | peak RSS at c={c0} (MB) "
              f"| best throughput (req/s) | p50 @{c0} (ms) | p50 @max (ms) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mm in timed_modes(res):
         s = svc[mm]
         lv = s["levels"]
         first = s.get("peak_rss_first_level_mb")
-        L.append(f"| {mm} | {s['n_processes']} | {_ms(s['cpu_ms_per_request'])} | {s['peak_rss_mb']:.0f} | "
+        pss = s.get("peak_pss_mb")
+        L.append(f"| {mm} | {s['n_processes']} | {_ms(s['cpu_ms_per_request'])} | "
+                 f"{'–' if pss is None else f'**{pss:.0f}**'} | {s['peak_rss_mb']:.0f} | "
                  f"{'–' if first is None else f'{first:.0f}'} | "
                  f"{max(x['throughput'] for x in lv):.1f} | {_ms(lv[0]['p50_ms'])} | {_ms(lv[-1]['p50_ms'])} |")
     L.append("")
@@ -92,13 +105,13 @@ def markdown(res: dict) -> str:
         L.append("")
         levels = res["config"]["levels"]
         head = ("| pyfeat vs | " + " | ".join(f"p50 @{c}" for c in levels)
-                + f" | p99 @max | CPU / request | peak RSS | peak RSS at c={levels[0]} | throughput |")
+                + f" | p99 @max | CPU / request | peak PSS | peak RSS | peak RSS at c={levels[0]} | throughput |")
         L.append(head)
-        L.append("|---|" + "---:|" * (len(levels) + 5))
+        L.append("|---|" + "---:|" * (len(levels) + 6))
         for other, r in rat.items():
             L.append(f"| {other} | " + " | ".join(_x(r['p50'].get(str(c))) for c in levels)
-                     + f" | {_x(r.get('p99_max'))} | {_x(r['cpu'])} | {_x(r['rss'])} | {_x(r.get('rss_first_level'))} "
-                     f"| {_x(r.get('throughput'))} |")
+                     + f" | {_x(r.get('p99_max'))} | {_x(r['cpu'])} | {_x(r.get('pss'))} | {_x(r['rss'])} "
+                     f"| {_x(r.get('rss_first_level'))} | {_x(r.get('throughput'))} |")
         L.append("")
 
     f = res.get("features")
@@ -125,9 +138,49 @@ def markdown(res: dict) -> str:
                      f"(target ≤ 1.5x).")
         L.append("")
 
+    rc = res.get("cache")
+    if rc:
+        cfg = res["config"].get("cache", {})
+        stc = rc.get("stats", {})
+        levels = res["config"]["levels"]
+        L.append(f"**The item cache** (pyfeat+cache against pyfeat, same stream; the cache: max_bytes "
+                 f"{cfg.get('max_bytes', 0) / 2**20:.0f} MiB, ttl {cfg.get('ttl_s', 0):g} s)")
+        L.append("")
+        L.append("| hit ratio | records held | MB held | evictions | expired | service CPU / request | "
+                 + " | ".join(f"p50 @{c}" for c in levels) + " | Redis CPU / request |")
+        L.append("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(levels) + "---:|")
+        hr = rc.get("hit_ratio")
+        L.append(f"| {'–' if hr is None else f'{hr:.1%}'} | {stc.get('len', '–')} | "
+                 f"{stc.get('bytes', 0) / 2**20:.1f} | {stc.get('evictions', '–')} | {stc.get('expired', '–')} | "
+                 f"{rc['cpu']:.2f}x lower | " + " | ".join(f"{rc['p50'][str(c)]:.2f}x lower" for c in levels)
+                 + f" | {rc['redis_cpu']:.2f}x lower |")
+        L.append("")
+
+    sc = res.get("scaling")
+    if sc:
+        L.append(f"**Memory as the machine grows** (python+ppe with N spawn workers, each request split into N "
+                 f"chunks, against pyfeat with threads=N, max_concurrency=N and GOMAXPROCS=N, as on an N-core "
+                 f"machine; both admit N requests at once; the same stream at concurrency {sc['concurrency']} for "
+                 f"{sc['duration_s']:g} s: a memory figure, not a latency one; the latencies are those of a 2-core "
+                 f"machine)")
+        L.append("")
+        L.append("| N | python+ppe peak PSS (MB) | pyfeat peak PSS (MB) | PSS ratio | python+ppe peak RSS (MB) "
+                 "| pyfeat peak RSS (MB) | RSS ratio | processes (ppe / pyfeat) |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        by = {(r["threads"], r["mode"]): r for r in sc["rows"]}
+        for n in sorted({r["threads"] for r in sc["rows"]}):
+            pp, pf = by.get((n, "python+ppe"), {}), by.get((n, "pyfeat"), {})
+            if pp.get("status") != "ok" or pf.get("status") != "ok":
+                L.append(f"| {n} | failed: {(pp.get('note') or pf.get('note') or '')[:120]} |||||||")
+                continue
+            L.append(f"| {n} | {pp['peak_pss_mb']:.0f} | {pf['peak_pss_mb']:.0f} | "
+                     f"{pp['peak_pss_mb'] / pf['peak_pss_mb']:.1f}x | {pp['peak_rss_mb']:.0f} | {pf['peak_rss_mb']:.0f} | "
+                     f"{pp['peak_rss_mb'] / pf['peak_rss_mb']:.1f}x | {pp['processes']} / {pf['processes']} |")
+        L.append("")
+
     t = res.get("targets", {})
     if t:
-        L.append("**Targets** (pyfeat against python+ppe)")
+        L.append("**Targets** (pyfeat against python+ppe; the cache rows: pyfeat+cache against pyfeat)")
         L.append("")
         L.append("| target | measured | |")
         L.append("|---|---|---|")
@@ -166,7 +219,8 @@ def markdown(res: dict) -> str:
         L.append("")
     rc = res.get("redis_cpu_ms_per_request")
     if rc:
-        L.append("Redis server CPU per request (not counted above, the same work in every mode): "
+        L.append("Redis server CPU per request (not counted above; the same work in every mode but pyfeat+cache, "
+                 "which reads only the missing records): "
                  + ", ".join(f"{k} {_ms(v)} ms" for k, v in rc.items()) + ". Load generator CPU per request: "
                  + ", ".join(f"{k} {_ms(v)} ms" for k, v in res.get("loadgen_cpu_ms_per_request", {}).items()) + ".")
     return "\n".join(L) + "\n"
@@ -177,7 +231,6 @@ def plots(res: dict, out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
@@ -221,16 +274,11 @@ def plots(res: dict, out_dir: Path) -> list[Path]:
     axes[0].bar_label(bars, labels=[f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms" for v in cpu])
     axes[0].set_title("CPU time per request (all processes of the mode)")
     axes[0].set_ylabel("ms of CPU per request")
-    main = [svc[mm]["rss_main_mb"] for mm in modes]
-    rest = [svc[mm]["peak_rss_mb"] - svc[mm]["rss_main_mb"] for mm in modes]
-    axes[1].bar(x, main, color=[COLORS[mm] for mm in modes])
-    b2 = axes[1].bar(x, rest, bottom=main, color=[COLORS[mm] for mm in modes], alpha=0.45, hatch="//")
-    axes[1].bar_label(b2, labels=[f"{svc[mm]['peak_rss_mb']:.0f} MB" for mm in modes])
-    axes[1].set_title("Peak RSS (sum of the mode's processes)")
+    pss = [svc[mm].get("peak_pss_mb") or 0.0 for mm in modes]
+    b2 = axes[1].bar(x, pss, color=[COLORS[mm] for mm in modes])
+    axes[1].bar_label(b2, labels=[f"{v:.0f} MB\n(RSS {svc[mm]['peak_rss_mb']:.0f})" for v, mm in zip(pss, modes)])
+    axes[1].set_title("Peak PSS, summed over the mode's processes (peak RSS in brackets)")
     axes[1].set_ylabel("MB")
-    axes[1].legend(handles=[Patch(facecolor="#999999", label="service process"),
-                            Patch(facecolor="#999999", alpha=0.45, hatch="//", label="worker / helper processes")],
-                   loc="upper right")
     for ax in axes:
         ax.set_xticks(list(x))
         ax.set_xticklabels(modes)
