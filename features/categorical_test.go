@@ -148,3 +148,30 @@ func TestComputeAllMatchesCompute(t *testing.T) {
 		}
 	}
 }
+
+// Categorical rows from records decoded before (an item cache's) equal the
+// rows from the raw records, staged or not.
+func TestDecodedRecordsGiveTheSameCategoricalRows(t *testing.T) {
+	user, items := sampleRequest(t, 700)
+	c := &Candidates{Source: make([]int64, items.Len())}
+	for i := range c.Source {
+		c.Source[i] = int64(i % 8)
+	}
+	_, want, err := computeAll(t, user, items, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := decodedItems(t, items)
+	for _, async := range []bool{false, true} {
+		got := make([]int64, len(want))
+		p := Begin(user, async)
+		err := ComputeAllFrom(p, dec, c, 3, nil, nil, got, nil)
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("async=%v: categorical rows from decoded records differ", async)
+		}
+	}
+}
