@@ -367,25 +367,34 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
     that fails its checksum, or ``("input", request_id, message)`` for a
     request the library rejects.
     """
+    with open(path, "rb") as f:
+        return [replay_record(f, ref) for ref in refs]
+
+
+def replay_record(f: Any, ref: RecordRef) -> tuple[Any, ...]:
+    """Replay one logged request: read it from the open file ``f``, check
+    it, compute its rows. The one per-request step of every builder (the
+    CLI's worker processes and pyfeat.spark's tasks); loads the library
+    in the calling process on first use.
+
+    Returns ``("ok", request_id, item_ids int64, features float32 (n,
+    n_features))``, ``("crc", message)`` for a payload that fails its
+    checksum, or ``("input", request_id, message)`` for a request the
+    library rejects.
+    """
     from ._engine import compute_prepared
 
     if _engine is None:
         _worker_init(None)
-    out: list[tuple[Any, ...]] = []
-    with open(path, "rb") as f:
-        for ref in refs:
-            try:
-                rec = read_record(f, ref)
-            except PayloadChecksumError as e:
-                out.append(("crc", str(e)))
-                continue
-            try:
-                X = compute_prepared(rec.prepared(), _engine._threads, None, _engine.n_features)
-            except InputError as e:
-                out.append(("input", rec.request_id, str(e)))
-                continue
-            out.append(("ok", rec.request_id, item_ids(rec.items.blob, rec.items.offsets), X))
-    return out
+    try:
+        rec = read_record(f, ref)
+    except PayloadChecksumError as e:
+        return ("crc", str(e))
+    try:
+        X = compute_prepared(rec.prepared(), _engine._threads, None, _engine.n_features)
+    except InputError as e:
+        return ("input", rec.request_id, str(e))
+    return ("ok", rec.request_id, item_ids(rec.items.blob, rec.items.offsets), X)
 
 
 # --------------------------------------------------------------------- builder
