@@ -708,9 +708,17 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> tuple[list[str], str]:
-    """(feature names, spec hash) recorded in a dataset file."""
+    """(feature names, spec hash) recorded in a dataset: one Parquet file
+    (``pyfeat dataset``), or a directory of part files with the metadata
+    in its ``_common_metadata`` (``pyfeat dataset --spark``)."""
     import pyarrow.parquet as pq
 
+    if os.path.isdir(path):
+        common = os.path.join(path, "_common_metadata")
+        if not os.path.exists(common):
+            raise DatasetError(f"{path}: not a pyfeat dataset (a directory without _common_metadata: "
+                               "not written by pyfeat, or its job did not finish)")
+        path = common
     meta = pq.read_schema(str(path)).metadata or {}
     try:
         names = json.loads(meta[FEATURE_NAMES_KEY.encode()])

@@ -628,13 +628,17 @@ def _delete(spark: Any, out: str) -> None:
     fs.delete(hp, True)
 
 
-def spark_session(master: str, *, progress: bool = True, conf: dict[str, str] | None = None) -> Any:
-    """A SparkSession for ``pyfeat dataset --spark MASTER``: its Python
-    workers run this interpreter (``spark.pyspark.python``)."""
+def spark_session(master: str, *, progress: bool = True, conf: dict[str, str] | None = None) -> tuple[Any, bool]:
+    """(session, created) for ``pyfeat dataset --spark MASTER``: the active
+    session if this process has one (``created`` False: the caller must not
+    stop it), else a new one whose Python workers run this interpreter."""
     import sys
 
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     b = SparkSession.builder.master(master).appName("pyfeat dataset")
     settings = {
@@ -645,4 +649,4 @@ def spark_session(master: str, *, progress: bool = True, conf: dict[str, str] | 
     settings.update(conf or {})
     for k, v in settings.items():
         b = b.config(k, v)
-    return b.getOrCreate()
+    return b.getOrCreate(), True
