@@ -200,7 +200,7 @@ class Events:
 
 # Events files are read in blocks of this many bytes; a file of one block is
 # held in memory, a larger one is sorted on disk (runs, then one merge).
-EVENTS_BLOCK_BYTES = 32 << 20
+EVENTS_BLOCK_BYTES = 8 << 20
 _SPARSE = 1024  # a spilled store keeps every 1024th request id in memory
 
 
@@ -363,7 +363,7 @@ def _event_blocks(path: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarra
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=EVENTS_BLOCK_BYTES),
+            read_options=pacsv.ReadOptions(block_size=EVENTS_BLOCK_BYTES, use_threads=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={"request_id": pa.string(), "item_id": pa.int64(), "event": pa.string()},
                 include_columns=["request_id", "item_id", "event"],
@@ -408,7 +408,7 @@ def _event_blocks(path: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarra
         yield (*_sorted_pairs(rid_np, item.to_numpy(), label), malformed)
 
 
-def _merge_runs(runs: list[tuple[str, int]], directory: str, budget_rows: int = 4 << 20) -> tuple[int, int]:
+def _merge_runs(runs: list[tuple[str, int]], directory: str, budget_rows: int = 1 << 19) -> tuple[int, int]:
     """Merge sorted runs into ``directory``/{rids,start,items,labels}: one
     sorted, deduplicated sequence of pairs. Each round reads a chunk of
     every run, emits every pair whose request id is at most the smallest
