@@ -264,8 +264,10 @@ def _replay_batches(batches: Iterator[Any], cfg: dict[str, Any], acc: Any) -> It
             crcs = b.column("crc").to_pylist()
             lasts = b.column("is_last").to_pylist()
             ev = b.column("ev")
+            # offsets index the child array as a whole (.values), whatever
+            # the batch's slice offset; null lists are skipped below.
             ev_off = ev.offsets.to_numpy(zero_copy_only=False)
-            flat = ev.flatten()
+            flat = ev.values
             ev_items = flat.field("item_id").to_numpy(zero_copy_only=False)
             ev_labels = flat.field("label").to_numpy(zero_copy_only=False).astype(np.int8)
             ev_null = ev.is_null().to_numpy(zero_copy_only=False)
