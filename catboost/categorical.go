@@ -634,11 +634,11 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64
 		}
 		for _, t := range n.tables {
 			if t.narrow != nil {
-				fillNarrow(t, hashes, s.vals64[:ns], super, superBytes, stride)
+				fillNarrow(t, hashes, s.vals64[:2*ns], super, superBytes, stride)
 				continue
 			}
 			if t.packed != nil {
-				fillPacked(t, hashes, s.vals64[:ns], super, superBytes, stride)
+				fillPacked(t, hashes, s.vals64[:2*ns], super, superBytes, stride)
 				continue
 			}
 			k := len(t.outs)
@@ -842,11 +842,11 @@ func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk 
 }
 
 // fillPacked looks up every row's hash in a packed table and writes the
-// bins of its CTRs into the super-block.
+// bins of its CTRs into the super-block; vals is scratch of 2*len(hashes)
+// entries.
 func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
 	mask := uint64(len(slots) - 1)
-	vals = vals[:len(hashes)]
 	// h>>shift < len(slots) for every h: shift is 64 - log2(len(slots)).
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	if superBytes != nil {
@@ -857,6 +857,7 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 		}
 		return
 	}
+	vals = vals[:len(hashes)]
 	// First the home slot of every row, in a loop whose loads do not
 	// depend on each other, so that the CPU overlaps their cache misses.
 	// An empty home slot means the hash is not in the table; a used one
@@ -961,40 +962,31 @@ func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 	}
 }
 
-// fillPackedBytesK is fillPackedBytes for a table of several CTRs (at
-// most seven: see pack).
+// fillPackedBytesK is fillPackedBytes for a table of several CTRs: each
+// row's bins are kept in vals[:n] (vals has 2n entries; the rows to probe
+// are listed in the others), then written out a CTR at a time.
 func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
 	mask := uint64(len(slots) - 1)
 	base := unsafe.Pointer(unsafe.SliceData(slots))
-	var dsts [7][]byte
-	k := len(t.outs)
+	n := len(hashes)
+	vals, probe := vals[:n], vals[n:2*n]
 	unresolved := 0
-	for blk := 0; blk*blockSize < len(hashes); blk++ {
-		hs := hashes[blk*blockSize:][:min(blockSize, len(hashes)-blk*blockSize)]
-		for j, o := range t.outs {
-			dsts[j] = superBytes[(blk*stride+o.off)*8:][:len(hs)]
+	for d, h := range hashes {
+		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
+		var hit, free uint64
+		if sl.key == h {
+			hit = 1
 		}
-		for r, h := range hs {
-			sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
-			var hit, free uint64
-			if sl.key == h {
-				hit = 1
-			}
-			if sl.val == 0 {
-				free = 1
-			}
-			v := sl.val&-(hit&^free) | empty&-free
-			for j := range dsts[:k] {
-				dsts[j][r] = byte(v>>(8*j)) & 0x7f
-			}
-			vals[unresolved] = uint64(blk*blockSize + r)
-			unresolved += int((hit | free) ^ 1)
+		if sl.val == 0 {
+			free = 1
 		}
+		vals[d] = sl.val&-(hit&^free) | empty&-free
+		probe[unresolved] = uint64(d)
+		unresolved += int((hit | free) ^ 1)
 	}
-	for _, u := range vals[:unresolved] {
-		d := int(u)
-		h := hashes[d]
+	for _, u := range probe[:unresolved] {
+		h := hashes[u]
 		v := empty
 		for i := h>>shift + 1; ; i++ {
 			sl := &slots[i&mask]
@@ -1006,9 +998,15 @@ func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, st
 				break
 			}
 		}
-		w := (d / blockSize) * stride * 8
-		for j, o := range t.outs {
-			superBytes[w+o.off*8+d%blockSize] = byte(v>>(8*j)) & 0x7f
+		vals[u] = v
+	}
+	for j, o := range t.outs {
+		sh := uint(8 * j)
+		for blk := 0; blk*blockSize < n; blk++ {
+			dst := superBytes[(blk*stride+o.off)*8:][:min(blockSize, n-blk*blockSize)]
+			for r, v := range vals[blk*blockSize:][:len(dst)] {
+				dst[r] = byte(v>>sh) & 0x7f
+			}
 		}
 	}
 }
@@ -1017,13 +1015,13 @@ func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, st
 func fillNarrow(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.narrow, t.shift, t.empty
 	b := 64 - shift
-	vals = vals[:len(hashes)]
 	// home+narrowMaxProbe < len(slots) for every hash: no bounds checks.
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	if superBytes != nil {
 		fillNarrowBytes(t, hashes, vals, superBytes, stride)
 		return
 	}
+	vals = vals[:len(hashes)]
 	// As in fillPacked: the home slots first, branch-free, then the rows
 	// whose home slot holds another hash.
 	var unresolved uint64

@@ -456,7 +456,7 @@ func TestNarrowProbing(t *testing.T) {
 		superBytes := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(super))), len(super)*8)
 		for _, asBytes := range [][]byte{superBytes, nil} {
 			clear(super)
-			vals := make([]uint64, len(queries))
+			vals := make([]uint64, 2*len(queries))
 			if t2.narrow != nil {
 				fillNarrow(t2, queries, vals, super, asBytes, stride)
 			} else {
