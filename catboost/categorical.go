@@ -26,8 +26,9 @@ import (
 //     combination) is a float computed per row from a table, and its
 //     splits "ctr > border" are quantized like a float feature's. The
 //     table entry fixes the CTR's value, so each entry's bin is computed
-//     when the model loads; a row costs one hash of its combination and one
-//     table lookup per CTR base.
+//     when the model loads, and the tables of a combination are merged
+//     into one: a row costs one hash of its combination and one table
+//     lookup for all the CTRs over it.
 //
 // The CTR value itself is CatBoost's, in float32:
 // (good + prior_numerator) / (total + prior_denomerator), then
