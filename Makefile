@@ -187,7 +187,7 @@ demo: install
 
 # Dataset throughput and peak RSS as the request log grows tenfold.
 bench-dataset: lib
-	$(PY) training/bench_dataset.py --requests 40 --factor 10
+	$(PY) training/bench_dataset.py --requests 40 --factor 10 --spark "local[1],local[2]"
 
 fmt:
 	gofmt -w features catboost catboostcapi serving cabi internal itemcache

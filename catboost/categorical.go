@@ -26,8 +26,9 @@ import (
 //     combination) is a float computed per row from a table, and its
 //     splits "ctr > border" are quantized like a float feature's. The
 //     table entry fixes the CTR's value, so each entry's bin is computed
-//     when the model loads; a row costs one hash of its combination and one
-//     table lookup per CTR base.
+//     when the model loads, and the tables of a combination are merged
+//     into one: a row costs one hash of its combination and one table
+//     lookup for all the CTRs over it.
 //
 // The CTR value itself is CatBoost's, in float32:
 // (good + prior_numerator) / (total + prior_denomerator), then
@@ -100,7 +101,33 @@ type ctrLookup struct {
 	// fits one slot (at most 127 borders) and there are at most seven.
 	packed []ctrSlot
 	empty  uint64 // packed bins for a hash not in the table
+
+	// narrow replaces packed for a big table of one CTR: a slot is one
+	// word (see narrowSlot), half a packed slot, so that twice as many of
+	// a table's slots share the cache. nil otherwise.
+	narrow []uint64
 }
+
+// A narrow slot holds a hash whose home slot (its top bits, 64-shift of
+// them) is known from where the slot is: the word keeps the hash's other
+// bits, the distance from the home slot (at most narrowMaxProbe: the build
+// makes the table bigger until every hash lies that close to home) and the
+// CTR's bin with the used bit:
+//
+//	low bits of the hash << narrowKeyShift | distance << 8 | used | bin
+//
+// A table of at least 2^narrowKeyShift slots leaves all of the hash's low
+// bits room; 0 is a free slot.
+// narrowMinSlots is the smallest table made narrow: a smaller one is in
+// the cache anyway. A variable so that tests make every table of one CTR
+// narrow.
+var narrowMinSlots = 1 << narrowKeyShift
+
+const (
+	narrowKeyShift = 11
+	narrowMaxProbe = 7
+	narrowUsed     = 0x80
+)
 
 // pack builds the packed table, when the table's CTRs allow it.
 func (t *ctrLookup) pack() {
@@ -149,6 +176,10 @@ func (t *ctrLookup) pack() {
 	for size < load*len(keys) {
 		size <<= 1
 	}
+	if k == 1 && size >= narrowMinSlots && t.packNarrow(keys, vals, max(size, 1<<narrowKeyShift)) {
+		t.keys, t.entry, t.bins = nil, nil, nil
+		return
+	}
 	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	t.packed = make([]ctrSlot, size)
 	mask := uint64(size - 1)
@@ -160,6 +191,35 @@ func (t *ctrLookup) pack() {
 		t.packed[i&mask] = ctrSlot{key: h, val: vals[j]}
 	}
 	t.keys, t.entry, t.bins = nil, nil, nil
+}
+
+// packNarrow builds the narrow table of size slots or more (see
+// narrowSlot); false when a hash would lie too far from home even in a
+// table four times as big.
+func (t *ctrLookup) packNarrow(keys, vals []uint64, size int) bool {
+next:
+	for ; size <= 16<<narrowKeyShift || size <= 16*len(keys); size <<= 1 {
+		b := uint(bits.TrailingZeros(uint(size)))
+		// narrowMaxProbe slots past the end instead of a wrap-around.
+		slots := make([]uint64, size+narrowMaxProbe)
+		for j, h := range keys {
+			home := h >> (64 - b)
+			for d := uint64(0); ; d++ {
+				if d > narrowMaxProbe {
+					continue next
+				}
+				if slots[home+d] == 0 {
+					slots[home+d] = h<<b>>b<<narrowKeyShift | d<<8 | narrowUsed | vals[j]&0x7f
+					break
+				}
+			}
+		}
+		t.shift = 64 - b
+		t.narrow = slots
+		t.empty &= 0x7f
+		return true
+	}
+	return false
 }
 
 // ctrSlot is a slot of the packed table: a hash and the bins of up to
@@ -431,12 +491,55 @@ func (m *NativeModel) buildCat(cp *catParse, features []floatFeature, usedOneHot
 		}
 		lk.bins = nb
 	}
-	for _, lk := range tableOf {
-		lk.pack()
+	for pi := range cm.projs {
+		p := &cm.projs[pi]
+		p.tables = []*ctrLookup{mergeLookups(p.tables)}
+		p.tables[0].pack()
 	}
 	cm.buildTrie()
 	m.cat = cm
 	return oneHotSlotOf, ctrQuant, nil
+}
+
+// mergeLookups joins the tables of one combination into one: the
+// combination's hash is then looked up once for all its CTRs, whatever
+// their type (CatBoost keeps, e.g., a Borders and a Counter table per
+// combination, and looks each up). A hash missing from one table takes
+// that table's bins for a missing hash.
+func mergeLookups(ts []*ctrLookup) *ctrLookup {
+	if len(ts) == 1 {
+		return ts[0]
+	}
+	seen := map[uint64]bool{}
+	var hashes []uint64
+	for _, t := range ts {
+		for i, e := range t.entry {
+			if h := t.keys[i]; e >= 0 && !seen[h] {
+				seen[h] = true
+				hashes = append(hashes, h)
+			}
+		}
+	}
+	m := newCtrLookup(hashes)
+	for _, t := range ts {
+		m.outs = append(m.outs, t.outs...)
+	}
+	k := len(m.outs)
+	m.bins = make([]uint16, (len(hashes)+1)*k)
+	row := func(e int, entryOf func(t *ctrLookup) int) {
+		col := 0
+		for _, t := range ts {
+			tk := len(t.outs)
+			te := entryOf(t)
+			copy(m.bins[e*k+col:], t.bins[te*tk:(te+1)*tk])
+			col += tk
+		}
+	}
+	for e, h := range hashes {
+		row(e, func(t *ctrLookup) int { return t.find(h) })
+	}
+	row(len(hashes), func(t *ctrLookup) int { return len(t.bins)/len(t.outs) - 1 })
+	return m
 }
 
 func makeProjection(elems []projElem, features []floatFeature, numCat int) (ctrProjection, error) {
@@ -531,8 +634,12 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64
 			}
 		}
 		for _, t := range n.tables {
+			if t.narrow != nil {
+				fillNarrow(t, hashes, s.vals64[:2*ns], super, superBytes, stride)
+				continue
+			}
 			if t.packed != nil {
-				fillPacked(t, hashes, s.vals64[:ns], super, superBytes, stride)
+				fillPacked(t, hashes, s.vals64[:2*ns], super, superBytes, stride)
 				continue
 			}
 			k := len(t.outs)
@@ -736,13 +843,22 @@ func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk 
 }
 
 // fillPacked looks up every row's hash in a packed table and writes the
-// bins of its CTRs into the super-block.
+// bins of its CTRs into the super-block; vals is scratch of 2*len(hashes)
+// entries.
 func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
 	mask := uint64(len(slots) - 1)
-	vals = vals[:len(hashes)]
 	// h>>shift < len(slots) for every h: shift is 64 - log2(len(slots)).
 	base := unsafe.Pointer(unsafe.SliceData(slots))
+	if superBytes != nil {
+		if len(t.outs) == 1 {
+			fillPackedBytes(t, hashes, vals, superBytes, stride)
+		} else {
+			fillPackedBytesK(t, hashes, vals, superBytes, stride)
+		}
+		return
+	}
+	vals = vals[:len(hashes)]
 	// First the home slot of every row, in a loop whose loads do not
 	// depend on each other, so that the CPU overlaps their cache misses.
 	// An empty home slot means the hash is not in the table; a used one
@@ -799,6 +915,197 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 				dst[r] = byte(v>>sh) & 0x7f
 			}
 		}
+	}
+}
+
+// fillPackedBytes is fillPacked for a table of one CTR, writing each
+// row's bin as it looks the row up (see fillNarrowBytes).
+func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
+	slots, shift, empty := t.packed, t.shift, t.empty
+	mask := uint64(len(slots) - 1)
+	base := unsafe.Pointer(unsafe.SliceData(slots))
+	off := t.outs[0].off
+	// vals lists the rows whose home slot holds another hash, appended
+	// branch-free: the probing pass visits only them.
+	unresolved := 0
+	for blk := 0; blk*blockSize < len(hashes); blk++ {
+		hs := hashes[blk*blockSize:][:min(blockSize, len(hashes)-blk*blockSize)]
+		dst := superBytes[(blk*stride+off)*8:][:len(hs)]
+		for r, h := range hs {
+			sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
+			var hit, free uint64
+			if sl.key == h {
+				hit = 1
+			}
+			if sl.val == 0 {
+				free = 1
+			}
+			dst[r] = byte(sl.val&-(hit&^free)|empty&-free) & 0x7f
+			vals[unresolved] = uint64(blk*blockSize + r)
+			unresolved += int((hit | free) ^ 1)
+		}
+	}
+	for _, u := range vals[:unresolved] {
+		d := int(u)
+		h := hashes[d]
+		v := empty
+		for i := h>>shift + 1; ; i++ {
+			sl := &slots[i&mask]
+			if sl.val == 0 {
+				break
+			}
+			if sl.key == h {
+				v = sl.val
+				break
+			}
+		}
+		superBytes[((d/blockSize)*stride+off)*8+d%blockSize] = byte(v) & 0x7f
+	}
+}
+
+// fillPackedBytesK is fillPackedBytes for a table of several CTRs: each
+// row's bins are kept in vals[:n] (vals has 2n entries; the rows to probe
+// are listed in the others), then written out a CTR at a time.
+func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
+	slots, shift, empty := t.packed, t.shift, t.empty
+	mask := uint64(len(slots) - 1)
+	base := unsafe.Pointer(unsafe.SliceData(slots))
+	n := len(hashes)
+	vals, probe := vals[:n], vals[n:2*n]
+	unresolved := 0
+	for d, h := range hashes {
+		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
+		var hit, free uint64
+		if sl.key == h {
+			hit = 1
+		}
+		if sl.val == 0 {
+			free = 1
+		}
+		vals[d] = sl.val&-(hit&^free) | empty&-free
+		probe[unresolved] = uint64(d)
+		unresolved += int((hit | free) ^ 1)
+	}
+	for _, u := range probe[:unresolved] {
+		h := hashes[u]
+		v := empty
+		for i := h>>shift + 1; ; i++ {
+			sl := &slots[i&mask]
+			if sl.val == 0 {
+				break
+			}
+			if sl.key == h {
+				v = sl.val
+				break
+			}
+		}
+		vals[u] = v
+	}
+	for j, o := range t.outs {
+		sh := uint(8 * j)
+		for blk := 0; blk*blockSize < n; blk++ {
+			dst := superBytes[(blk*stride+o.off)*8:][:min(blockSize, n-blk*blockSize)]
+			for r, v := range vals[blk*blockSize:][:len(dst)] {
+				dst[r] = byte(v>>sh) & 0x7f
+			}
+		}
+	}
+}
+
+// fillNarrow is fillPacked for a narrow table.
+func fillNarrow(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
+	slots, shift, empty := t.narrow, t.shift, t.empty
+	b := 64 - shift
+	// home+narrowMaxProbe < len(slots) for every hash: no bounds checks.
+	base := unsafe.Pointer(unsafe.SliceData(slots))
+	if superBytes != nil {
+		fillNarrowBytes(t, hashes, vals, superBytes, stride)
+		return
+	}
+	vals = vals[:len(hashes)]
+	// As in fillPacked: the home slots first, branch-free, then the rows
+	// whose home slot holds another hash.
+	var unresolved uint64
+	for d, h := range hashes {
+		w := *(*uint64)(unsafe.Add(base, uintptr(h>>shift)*8))
+		want := h<<b>>b<<narrowKeyShift | narrowUsed
+		var hit, free uint64
+		if w&^0x7f == want {
+			hit = 1
+		}
+		if w == 0 {
+			free = 1
+		}
+		vals[d] = (w&0x7f|narrowUsed)&-hit | (empty|narrowUsed)&-free
+		unresolved |= (hit | free) ^ 1
+	}
+	if unresolved != 0 {
+		for d, h := range hashes {
+			if vals[d] != 0 {
+				continue
+			}
+			home := h >> shift
+			low := h << b >> b << narrowKeyShift
+			vals[d] = empty
+			for dist := uint64(1); dist <= narrowMaxProbe; dist++ {
+				w := slots[home+dist]
+				if w == 0 {
+					break
+				}
+				if w&^0x7f == low|dist<<8|narrowUsed {
+					vals[d] = w & 0x7f
+					break
+				}
+			}
+		}
+	}
+	for d, v := range vals {
+		orBin(super, nil, stride, t.outs[0].off, d, v&0x7f)
+	}
+}
+
+// fillNarrowBytes is fillNarrow writing each row's bin as it looks the
+// row up, a byte per row: one pass over the rows instead of two.
+func fillNarrowBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
+	slots, shift, empty := t.narrow, t.shift, t.empty
+	b := 64 - shift
+	base := unsafe.Pointer(unsafe.SliceData(slots))
+	off := t.outs[0].off
+	unresolved := 0 // as in fillPackedBytes
+	for blk := 0; blk*blockSize < len(hashes); blk++ {
+		hs := hashes[blk*blockSize:][:min(blockSize, len(hashes)-blk*blockSize)]
+		dst := superBytes[(blk*stride+off)*8:][:len(hs)]
+		for r, h := range hs {
+			w := *(*uint64)(unsafe.Add(base, uintptr(h>>shift)*8))
+			var hit, free uint64
+			if w&^0x7f == h<<b>>b<<narrowKeyShift|narrowUsed {
+				hit = 1
+			}
+			if w == 0 {
+				free = 1
+			}
+			dst[r] = byte(w&-hit|empty&-free) & 0x7f
+			vals[unresolved] = uint64(blk*blockSize + r)
+			unresolved += int((hit | free) ^ 1)
+		}
+	}
+	for _, u := range vals[:unresolved] {
+		d := int(u)
+		h := hashes[d]
+		home := h >> shift
+		low := h << b >> b << narrowKeyShift
+		v := empty
+		for dist := uint64(1); dist <= narrowMaxProbe; dist++ {
+			w := slots[home+dist]
+			if w == 0 {
+				break
+			}
+			if w&^0x7f == low|dist<<8|narrowUsed {
+				v = w & 0x7f
+				break
+			}
+		}
+		superBytes[((d/blockSize)*stride+off)*8+d%blockSize] = byte(v)
 	}
 }
 

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // catGoldenDir holds the fixtures written by testdata/make_cat_golden.py.
@@ -86,6 +89,30 @@ func readCats(t testing.TB, path string, ncat int) []uint32 {
 // RawFormulaVal on models with categorical features, for every thread count
 // and for row counts that end inside a block.
 func TestCatGolden(t *testing.T) { forEachPath(t, testCatGolden) }
+
+// TestCatGoldenNarrow is TestCatGolden with every table of one CTR in the
+// narrow layout, which the fixtures' tables are too small to get.
+func TestCatGoldenNarrow(t *testing.T) {
+	saved := narrowMinSlots
+	defer func() { narrowMinSlots = saved }()
+	narrowMinSlots = 0
+	m, err := LoadJSONFile(filepath.Join(catGoldenDir, "logloss_d6_cplx4.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow := 0
+	for _, n := range m.cat.trie {
+		for _, tb := range n.tables {
+			if tb.narrow != nil {
+				narrow++
+			}
+		}
+	}
+	if narrow == 0 {
+		t.Fatal("no narrow table")
+	}
+	forEachPath(t, testCatGolden)
+}
 
 func testCatGolden(t *testing.T) {
 	for _, c := range readCatManifest(t) {
@@ -375,5 +402,72 @@ func TestTinyCatModel(t *testing.T) {
 	}
 	if out[0] != 2+0.5 || out[1] != 1+0.25 {
 		t.Errorf("outputs %v, want [2.5 1.25]", out)
+	}
+}
+
+// TestNarrowProbing looks up hashes that share their home slot (so lie up
+// to narrowMaxProbe slots off it), hashes next to them that are not in the
+// table, and others, in narrow and packed tables against the plain one.
+func TestNarrowProbing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var keys []uint64
+	for home := range uint64(3) {
+		for i := range uint64(narrowMaxProbe - 1) {
+			keys = append(keys, home<<53|i*7919+1)
+		}
+	}
+	keys = append(keys, math.MaxUint64, 0)
+	for range 900 {
+		keys = append(keys, rng.Uint64())
+	}
+	lk := newCtrLookup(keys)
+	lk.outs = []ctrOut{{off: 0, slots: 1}}
+	lk.bins = make([]uint16, len(keys)+1)
+	for e := range keys {
+		lk.bins[e] = uint16(e%120 + 1)
+	}
+	lk.bins[len(keys)] = 3 // a missing hash's bin; some entries have it too
+	queries := slices.Clone(keys)
+	for home := range uint64(4) {
+		for i := range uint64(narrowMaxProbe + 2) {
+			queries = append(queries, home<<53|i*7919+2, home<<53|i*7919+1)
+		}
+	}
+	for range 500 {
+		queries = append(queries, rng.Uint64())
+	}
+	want := make([]byte, len(queries))
+	for d, h := range queries {
+		want[d] = byte(lk.bins[lk.find(h)])
+	}
+	for _, minSlots := range []int{0, math.MaxInt} {
+		saved := narrowMinSlots
+		narrowMinSlots = minSlots
+		t2 := &ctrLookup{keys: slices.Clone(lk.keys), entry: slices.Clone(lk.entry), shift: lk.shift,
+			outs: lk.outs, bins: slices.Clone(lk.bins)}
+		t2.pack()
+		narrowMinSlots = saved
+		if (t2.narrow != nil) != (minSlots == 0) {
+			t.Fatalf("narrowMinSlots %d: narrow table %v", minSlots, t2.narrow != nil)
+		}
+		stride := blockWords
+		nblk := (len(queries) + blockSize - 1) / blockSize
+		super := make([]uint64, nblk*stride)
+		superBytes := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(super))), len(super)*8)
+		for _, asBytes := range [][]byte{superBytes, nil} {
+			clear(super)
+			vals := make([]uint64, 2*len(queries))
+			if t2.narrow != nil {
+				fillNarrow(t2, queries, vals, super, asBytes, stride)
+			} else {
+				fillPacked(t2, queries, vals, super, asBytes, stride)
+			}
+			for d := range queries {
+				got := byte(super[(d/blockSize)*stride+(d%blockSize)/8] >> (8 * (d % 8)))
+				if got != want[d] {
+					t.Fatalf("narrow %v, bytes %v: hash %#x: bin %d, want %d", t2.narrow != nil, asBytes != nil, queries[d], got, want[d])
+				}
+			}
+		}
 	}
 }

@@ -238,7 +238,7 @@ func (m *NativeModel) getScratch() *scratch {
 	}
 	if m.cat != nil {
 		s.hashes = make([]uint64, (m.cat.maxDepth+1)*superBlocks*blockSize)
-		s.vals64 = make([]uint64, superBlocks*blockSize)
+		s.vals64 = make([]uint64, 2*superBlocks*blockSize)
 		s.super = make([]uint64, superBlocks*len(s.bins))
 		if littleEndian {
 			// fillCat writes bins a byte per row.

@@ -18,13 +18,19 @@ from . import _native
 from .errors import InputError, InputTypeError
 
 
-def _table_columns(X: Any, n_cols: int) -> tuple[int, list[np.ndarray]]:
+def _table_columns(X: Any, n_cols: int) -> tuple[int, list[Any]]:
     """The columns of a 2-D table (numpy array, pandas DataFrame, or a
-    sequence of rows) as 1-D numpy arrays, and the row count."""
+    sequence of rows) as 1-D numpy arrays, and the row count. A pandas
+    column of Arrow strings (pandas' default string dtype) stays a pandas
+    Series: its hashes are computed from the Arrow buffers (_arrow_hashes)."""
     if hasattr(X, "iloc") and hasattr(X, "columns"):  # pandas DataFrame, without importing pandas
         if len(X.columns) != n_cols:
             raise ValueError(f"the model takes {n_cols} columns per row, X has {len(X.columns)}")
-        return len(X), [np.asarray(X.iloc[:, j].to_numpy()) for j in range(n_cols)]
+        cols: list[Any] = []
+        for j in range(n_cols):
+            col = X.iloc[:, j]
+            cols.append(col if hasattr(col.array, "__arrow_array__") else np.asarray(col.to_numpy()))
+        return len(X), cols
     if isinstance(X, np.ndarray):
         arr = X
     else:
@@ -73,12 +79,17 @@ def _hash_ints(values: np.ndarray) -> np.ndarray:
 
 def _hash_bytes(values: Sequence[bytes]) -> np.ndarray:
     n = len(values)
-    out = np.empty(n, dtype=np.uint32)
     if n == 0:
-        return out
+        return np.empty(0, dtype=np.uint32)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=n), out=offsets[1:])
-    blob = b"".join(values)
+    return _hash_blob(b"".join(values), offsets, n)
+
+
+def _hash_blob(blob: Any, offsets: np.ndarray, n: int) -> np.ndarray:
+    """Hashes of n strings back to back in blob, string i at
+    blob[offsets[i]:offsets[i+1]]."""
+    out = np.empty(n, dtype=np.uint32)
     ffi = _native.ffi
     st = _native.new_status()
     _native.check(
@@ -91,6 +102,32 @@ def _hash_bytes(values: Sequence[bytes]) -> np.ndarray:
     return out
 
 
+def _arrow_hashes(col: Any) -> np.ndarray | None:
+    """CatBoost's hashes of a column of Arrow strings without nulls, from
+    the Arrow buffers (no Python object per value); None for any other
+    column (then it is converted to numpy)."""
+    try:
+        chunked = col.array.__arrow_array__()
+        chunks = list(chunked.chunks)
+    except Exception:
+        return None
+    if not all(str(c.type) in ("string", "large_string", "utf8", "large_utf8") and c.null_count == 0 for c in chunks):
+        return None
+    parts = []
+    for c in chunks:
+        n = len(c)
+        if n == 0:
+            continue
+        _, offs_buf, data_buf = c.buffers()
+        width = np.int64 if str(c.type).startswith("large") else np.int32
+        offsets = np.frombuffer(offs_buf, dtype=width)[c.offset:c.offset + n + 1].astype(np.int64)
+        start, end = int(offsets[0]), int(offsets[-1])
+        offsets -= start
+        data = memoryview(data_buf)[start:end] if data_buf is not None else b""
+        parts.append(_hash_blob(data, offsets, n))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
+
+
 def _bad_cat(i: int, j: int, v: Any) -> InputError:
     what = "a float" if isinstance(v, (float, np.floating)) else f"{v!r} of type {type(v).__name__}"
     return InputTypeError(
@@ -100,8 +137,13 @@ def _bad_cat(i: int, j: int, v: Any) -> InputError:
     )
 
 
-def hash_column(col: np.ndarray, j: int) -> np.ndarray:
+def hash_column(col: Any, j: int) -> np.ndarray:
     """CatBoost's hashes of one categorical column (ints or strings)."""
+    if not isinstance(col, np.ndarray):  # a pandas Series of Arrow strings
+        hashes = _arrow_hashes(col)
+        if hashes is not None:
+            return hashes
+        col = np.asarray(col.to_numpy())
     kind = col.dtype.kind
     if kind in "iu":
         if kind == "u" and len(col) and int(col.max()) > np.iinfo(np.int64).max:
@@ -116,6 +158,12 @@ def hash_column(col: np.ndarray, j: int) -> np.ndarray:
         i = 0
         raise _bad_cat(i, j, col[i] if len(col) else None)
     values = col.tolist()
+    if all(type(v) is str for v in values):
+        # A column of strings repeats few values: each distinct one is
+        # encoded and hashed once.
+        distinct = list(dict.fromkeys(values))
+        by_value = dict(zip(distinct, _hash_bytes([v.encode("utf-8") for v in distinct]).tolist()))
+        return np.fromiter(map(by_value.__getitem__, values), dtype=np.uint32, count=len(values))
     if all(type(v) is int for v in values):
         if values and (max(values) > np.iinfo(np.int64).max or min(values) < np.iinfo(np.int64).min):
             i = next(i for i, v in enumerate(values) if not np.iinfo(np.int64).min <= v <= np.iinfo(np.int64).max)
@@ -140,7 +188,8 @@ def split_table(X: Any, float_cols: Sequence[int], cat_cols: Sequence[int]) -> t
     n, cols = _table_columns(X, len(float_cols) + len(cat_cols))
     floats = np.empty((n, len(float_cols)), dtype=np.float32)
     for k, j in enumerate(float_cols):
-        floats[:, k] = _float_column(cols[j], j)
+        col = cols[j]
+        floats[:, k] = _float_column(col if isinstance(col, np.ndarray) else np.asarray(col.to_numpy()), j)
     hashes = np.empty((n, len(cat_cols)), dtype=np.uint32)
     for k, j in enumerate(cat_cols):
         hashes[:, k] = hash_column(cols[j], j)

@@ -36,20 +36,41 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from .dataset import build_dataset
 
-    stats = build_dataset(
-        args.requests,
-        args.out,
-        args.events,
-        workers=args.workers,
-        threads=args.threads,
-        on_corrupt="skip" if args.skip_corrupt else "error",
-        progress=not args.no_progress,
-        echo=lambda s: print(f"pyfeat dataset: {s}", file=sys.stderr),
-    )
+    echo = lambda s: print(f"pyfeat dataset: {s}", file=sys.stderr)  # noqa: E731
+    on_corrupt = "skip" if args.skip_corrupt else "error"
+    if args.spark is not None:
+        if args.workers is not None:
+            raise ValueError("--workers is for the single-machine build; with --spark, Spark's master sets the cores")
+        from .spark import SPLIT_BYTES, build_dataset_spark, spark_session
+
+        spark, created = spark_session(args.spark, progress=not args.no_progress,
+                                       conf=dict(kv.split("=", 1) for kv in args.spark_conf))
+        try:
+            stats = build_dataset_spark(
+                spark, args.requests, args.out, args.events, on_corrupt=on_corrupt,
+                split_bytes=args.split_mb << 20 if args.split_mb else SPLIT_BYTES, threads=args.threads or 1,
+                echo=echo,
+            )
+        finally:
+            if created:
+                spark.stop()
+        what = f"{stats.workers} Spark replay task(s) on {args.spark}"
+    else:
+        stats = build_dataset(
+            args.requests,
+            args.out,
+            args.events,
+            workers=args.workers,
+            threads=args.threads,
+            on_corrupt=on_corrupt,
+            progress=not args.no_progress,
+            echo=echo,
+        )
+        what = f"{stats.workers or 'no'} worker process(es)"
     print(
         f"wrote {stats.out}: {stats.rows} rows of {stats.requests} requests "
         f"({stats.positives} with a click or contact) in {stats.seconds:.1f} s, "
-        f"{stats.rows_per_second:,.0f} rows/s with {stats.workers or 'no'} worker process(es)"
+        f"{stats.rows_per_second:,.0f} rows/s with {what}"
     )
     if args.events is not None:
         print(
@@ -88,6 +109,12 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _key_value(s: str) -> str:
+    if "=" not in s or not s.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {s!r}")
+    return s
+
+
 def _non_negative_int(s: str) -> int:
     v = int(s)
     if v < 0:
@@ -111,13 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--requests", nargs="+", required=True, metavar="LOG", help="request log files, in time order")
     p.add_argument("--events", metavar="EVENTS.csv", help="events CSV; without it every label is 0")
-    p.add_argument("--out", required=True, metavar="OUT.parquet", help="the Parquet file to write")
+    p.add_argument("--out", required=True, metavar="OUT.parquet",
+                   help="the Parquet file to write (with --spark: the directory)")
     p.add_argument("--workers", type=_non_negative_int, default=None,
                    help="worker processes (default: one per core; 0: in this process)")
     p.add_argument("--threads", type=_positive_int, default=None, help="feature threads per worker")
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip corrupt records before the end of a log (warned and counted) instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--spark", metavar="MASTER", default=None,
+                   help="build on Apache Spark with this master (local[4], yarn, spark://host:7077, ...); "
+                   "OUT is then a directory of Parquet part files (needs pyfeat[spark])")
+    p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="a Spark setting, with --spark (repeatable)")
+    p.add_argument("--split-mb", type=_positive_int, default=None, metavar="MB",
+                   help="with --spark: MB of log per scan task (default 128; a larger log is split)")
     p.set_defaults(func=_cmd_dataset)
 
     p = sub.add_parser(
@@ -128,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT.cbm and OUT.json with the feature names and spec hash in the model metadata. The categorical "
         "columns go to CatBoost as cat_features unless --no-cat-features.",
     )
-    p.add_argument("--data", nargs="+", required=True, metavar="DATA.parquet", help="files from `pyfeat dataset`")
+    p.add_argument("--data", nargs="+", required=True, metavar="DATA.parquet", help="files (or --spark directories) from `pyfeat dataset`")
     p.add_argument("--out", required=True, metavar="MODEL.cbm", help="the model (its JSON export goes next to it)")
     p.add_argument("--iterations", type=_positive_int, default=300)
     p.add_argument("--learning-rate", type=float, default=None, help="default: CatBoost's choice")
@@ -164,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
+        # Other libraries' notices (pyspark's about pandas versions) are not
+        # the command's warnings.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark\.")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.showwarning = _warning_printer(args.command)
         try:
             with sigterm_as_interrupt():  # SIGTERM cleans up like Ctrl-C

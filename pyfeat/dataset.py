@@ -56,7 +56,9 @@ OUT removes it (runs in progress hold a lock on theirs, which is kept).
 from __future__ import annotations
 
 import collections
+import itertools
 import json
+import tempfile
 import os
 import time
 import warnings
@@ -214,12 +216,118 @@ class Events:
         return int(counts[miss].sum()) + self.malformed, int(miss.sum()) + (1 if self.malformed else 0), examples
 
 
-def read_events(path: str | os.PathLike[str]) -> Events:
-    """Load an events CSV (see the module docstring). Raises DatasetError."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
+    def close(self) -> None:
+        """Release what the events hold on disk (nothing, in memory)."""
 
+
+# Events files are read in blocks of this many bytes; a file of one block is
+# held in memory, a larger one is sorted on disk (runs, then one merge).
+EVENTS_BLOCK_BYTES = 8 << 20
+_SPARSE = 1024  # a spilled store keeps every 1024th request id in memory
+
+
+def _sorted_pairs(rid: np.ndarray, item: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted by (request id, item), one row per pair with its strongest
+    event (the first after sorting by label descending)."""
+    order = np.lexsort((-label.astype(np.int16), item, rid))
+    rid, item, label = rid[order], item[order], label[order]
+    first = np.ones(len(rid), dtype=bool)
+    first[1:] = (rid[1:] != rid[:-1]) | (item[1:] != item[:-1])
+    return rid[first], item[first], label[first]
+
+
+def _index_pairs(rid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct request ids, start of each one's pairs + the end) of sorted ids."""
+    if len(rid) == 0:
+        return rid[:0], np.zeros(1, dtype=np.int64)
+    head = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
+    return rid[head], np.r_[head, len(rid)].astype(np.int64)
+
+
+class SpilledEvents(Events):
+    """Events sorted on disk (a file larger than one block): the same
+    lookups, by pread, with every 1024th request id in memory and one bit
+    per request id for the matched ones."""
+
+    def __init__(self, directory: str, n_rids: int, n_items: int, malformed: int, path: str) -> None:
+        self.dir = directory
+        self.n_rids, self.n_items = n_rids, n_items
+        self.malformed = malformed
+        self.path = path
+        self.pairs_matched = 0
+        self._bits = np.zeros((n_rids + 7) // 8, dtype=np.uint8)
+        self._f = {name: open(os.path.join(directory, name), "rb") for name in ("rids", "start", "items", "labels")}
+        self._block: tuple[int, np.ndarray] | None = None
+        sparse = []
+        for k in range(0, n_rids, _SPARSE):
+            sparse.append(self._read("rids", f"S{_ID_LEN}", k, 1)[0])
+        self._sparse = np.array(sparse, dtype=f"S{_ID_LEN}")
+
+    @property
+    def n_pairs(self) -> int:
+        return self.n_items + self.malformed
+
+    def _read(self, name: str, dtype: str, first: int, count: int) -> np.ndarray:
+        f = self._f[name]
+        size = np.dtype(dtype).itemsize
+        f.seek(first * size)
+        return np.frombuffer(f.read(count * size), dtype=dtype)
+
+    def labels_for(self, request_id: str, item_ids: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(item_ids), dtype=np.int8)
+        key = request_id.encode("ascii")
+        b = int(np.searchsorted(self._sparse, key, "right")) - 1
+        if b < 0:
+            return out
+        if self._block is None or self._block[0] != b:
+            first = b * _SPARSE
+            self._block = (b, self._read("rids", f"S{_ID_LEN}", first, min(_SPARSE, self.n_rids - first)))
+        rids = self._block[1]
+        j = int(np.searchsorted(rids, key))
+        if j >= len(rids) or rids[j] != key:
+            return out
+        k = b * _SPARSE + j
+        lo, hi = (int(x) for x in self._read("start", "<i8", k, 2))
+        ev_items, ev_labels = self._read("items", "<i8", lo, hi - lo), self._read("labels", "i1", lo, hi - lo)
+        pos = np.searchsorted(ev_items, item_ids).clip(0, hi - lo - 1)
+        hit = ev_items[pos] == item_ids
+        out[hit] = ev_labels[pos[hit]]
+        if not self._bits[k >> 3] & (1 << (k & 7)):
+            self._bits[k >> 3] |= 1 << (k & 7)
+            self.pairs_matched += int(np.isin(ev_items, item_ids[hit]).sum())
+        return out
+
+    def unmatched(self) -> tuple[int, int, list[str]]:
+        matched = np.unpackbits(self._bits, bitorder="little")[: self.n_rids].astype(bool)
+        pairs, examples = 0, list[str]()
+        step = 1 << 20
+        for first in range(0, self.n_rids, step):
+            n = min(step, self.n_rids - first)
+            counts = np.diff(self._read("start", "<i8", first, n + 1))
+            miss = ~matched[first : first + n]
+            pairs += int(counts[miss].sum())
+            for k in np.flatnonzero(miss)[: 3 - len(examples)]:
+                examples.append(self._read("rids", f"S{_ID_LEN}", first + int(k), 1)[0].decode("ascii", "replace"))
+        n_miss = int((~matched).sum())
+        return pairs + self.malformed, n_miss + (1 if self.malformed else 0), examples
+
+    def close(self) -> None:
+        import shutil
+
+        for f in self._f.values():
+            f.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def read_events(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None) -> Events:
+    """Load an events CSV (see the module docstring). Raises DatasetError.
+
+    Streaming: the file is parsed one block (``EVENTS_BLOCK_BYTES``) at a
+    time. A file of one block is held in memory; a larger one is sorted
+    into runs on disk (in ``workdir``, default the system's temporary
+    directory) and merged into one sorted file, looked up by pread: memory
+    does not grow with the events file.
+    """
     path = str(path)
     if not os.path.exists(path):
         raise DatasetError(f"events file not found: {path}")
@@ -237,9 +345,47 @@ def read_events(path: str | os.PathLike[str]) -> Events:
             f"events file {path}: the header line must name the columns request_id,item_id,event "
             f"(missing: {', '.join(missing)}; found: {header[:200]!r})"
         )
+    blocks = _event_blocks(path)
+    malformed = 0
+    first = next(blocks, None)
+    if first is None:
+        return Events.empty()
+    second = next(blocks, None)
+    if second is None:
+        rid, item, label, malformed = first
+        uniq, start = _index_pairs(rid)
+        return Events(uniq, start, np.ascontiguousarray(item), np.ascontiguousarray(label), malformed, path)
+    directory = tempfile.mkdtemp(prefix="pyfeat-events-", dir=None if workdir is None else str(workdir))
     try:
-        table = pacsv.read_csv(
+        runs = []
+        for k, block in enumerate(itertools.chain([first, second], blocks)):
+            rid, item, label, bad = block
+            malformed += bad
+            run = os.path.join(directory, f"run{k}")
+            for name, arr in (("rids", rid), ("items", item), ("labels", label)):
+                arr.tofile(f"{run}.{name}")
+            runs.append((run, len(rid)))
+            del rid, item, label, block
+        n_rids, n_items = _merge_runs(runs, directory)
+        return SpilledEvents(directory, n_rids, n_items, malformed, path)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _event_blocks(path: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """The events file block by block: (request ids S36, items, labels)
+    sorted and deduplicated within the block, malformed ids counted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    try:
+        reader = pacsv.open_csv(
             path,
+            read_options=pacsv.ReadOptions(block_size=EVENTS_BLOCK_BYTES, use_threads=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={"request_id": pa.string(), "item_id": pa.int64(), "event": pa.string()},
                 include_columns=["request_id", "item_id", "event"],
@@ -247,44 +393,106 @@ def read_events(path: str | os.PathLike[str]) -> Events:
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-        where = _first_bad_line(path)
-        raise DatasetError(f"events file {path}: {where or e}") from e
-    if table.num_rows == 0:
-        return Events.empty()
-    item = table.column("item_id").combine_chunks()
-    if item.null_count:
-        row = int(pc.index(pc.is_null(item), True).as_py())
-        raise DatasetError(f"events file {path}: line {row + 2}: item_id is empty")
-    event = table.column("event").combine_chunks()
-    label = np.zeros(len(event), dtype=np.int8)
-    for name, value in LABELS.items():
-        label[pc.equal(event, name).to_numpy(zero_copy_only=False)] = value
-    if not label.all():
-        row = int(np.flatnonzero(label == 0)[0])
-        raise DatasetError(
-            f"events file {path}: line {row + 2}: event {event[row].as_py()!r} is not one of {sorted(LABELS)}"
-        )
-    rid = table.column("request_id").combine_chunks()
-    ok = pc.equal(pc.binary_length(rid), _ID_LEN).to_numpy(zero_copy_only=False)
-    malformed = int((~ok).sum())
-    if malformed:
-        keep = pa.array(ok)
-        rid, item, label = rid.filter(keep), item.filter(keep), label[ok]
-    fixed = pc.cast(rid, pa.binary(_ID_LEN))
-    rid_np = np.frombuffer(fixed.buffers()[1], dtype=f"S{_ID_LEN}", count=len(fixed), offset=fixed.offset * _ID_LEN)
-    item_np = item.to_numpy()
-    del table, event, rid, fixed
-    uniq, code = np.unique(rid_np, return_inverse=True)
-    order = np.lexsort((-label.astype(np.int16), item_np, code))
-    code, item_np, label = code[order], item_np[order], label[order]
-    # First of each (request, item) pair after sorting by label descending:
-    # the strongest event.
-    first = np.ones(len(code), dtype=bool)
-    first[1:] = (code[1:] != code[:-1]) | (item_np[1:] != item_np[:-1])
-    code, item_np, label = code[first], item_np[first], label[first]
-    start = np.searchsorted(code, np.arange(len(uniq) + 1))
-    return Events(uniq, start.astype(np.int64), np.ascontiguousarray(item_np), np.ascontiguousarray(label),
-                  malformed, path)
+        raise DatasetError(f"events file {path}: {_first_bad_line(path) or e}") from e
+    seen = 0  # rows before this block: line numbers
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+            raise DatasetError(f"events file {path}: {_first_bad_line(path) or e}") from e
+        if batch.num_rows == 0:
+            continue
+        item = batch.column("item_id")
+        if item.null_count:
+            row = int(pc.index(pc.is_null(item), True).as_py())
+            raise DatasetError(f"events file {path}: line {seen + row + 2}: item_id is empty")
+        event = batch.column("event")
+        label = np.zeros(len(event), dtype=np.int8)
+        for name, value in LABELS.items():
+            label[pc.equal(event, name).to_numpy(zero_copy_only=False)] = value
+        if not label.all():
+            row = int(np.flatnonzero(label == 0)[0])
+            raise DatasetError(
+                f"events file {path}: line {seen + row + 2}: event {event[row].as_py()!r} is not one of {sorted(LABELS)}"
+            )
+        seen += batch.num_rows
+        rid = batch.column("request_id")
+        ok = pc.equal(pc.binary_length(rid), _ID_LEN).to_numpy(zero_copy_only=False)
+        malformed = int((~ok).sum())
+        if malformed:
+            keep = pa.array(ok)
+            rid, item, label = rid.filter(keep), item.filter(keep), label[ok]
+        fixed = pc.cast(rid, pa.binary(_ID_LEN))
+        rid_np = np.frombuffer(fixed.buffers()[1], dtype=f"S{_ID_LEN}", count=len(fixed),
+                               offset=fixed.offset * _ID_LEN)
+        yield (*_sorted_pairs(rid_np, item.to_numpy(), label), malformed)
+
+
+def _merge_runs(runs: list[tuple[str, int]], directory: str, budget_rows: int = 1 << 19) -> tuple[int, int]:
+    """Merge sorted runs into ``directory``/{rids,start,items,labels}: one
+    sorted, deduplicated sequence of pairs. Each round reads a chunk of
+    every run, emits every pair whose request id is at most the smallest
+    last id among the runs that go on (a request's pairs are never split
+    between rounds) and keeps the rest for the next round. Returns
+    (distinct request ids, pairs)."""
+    chunk = max(1 << 14, budget_rows // max(len(runs), 1))
+    pos = [0] * len(runs)
+    rid_dtype = np.dtype(f"S{_ID_LEN}")
+
+    def read(k: int, name: str, dtype: Any, first: int, count: int) -> np.ndarray:
+        with open(f"{runs[k][0]}.{name}", "rb") as f:
+            f.seek(first * np.dtype(dtype).itemsize)
+            return np.frombuffer(f.read(count * np.dtype(dtype).itemsize), dtype=dtype)
+
+    n_rids = n_items = 0
+    outs = {name: open(os.path.join(directory, name), "wb") for name in ("rids", "start", "items", "labels")}
+    try:
+        while True:
+            heads: dict[int, np.ndarray] = {}
+            bound = None
+            for k, (_, n) in enumerate(runs):
+                if pos[k] < n:
+                    rid = read(k, "rids", rid_dtype, pos[k], min(chunk, n - pos[k]))
+                    heads[k] = rid
+                    if pos[k] + len(rid) < n and (bound is None or rid[-1] < bound):
+                        bound = rid[-1]
+            if not heads:
+                break
+            parts = []
+            for k, rid in heads.items():
+                n = runs[k][1]
+                if bound is not None:
+                    # Pairs of the bound's request past the chunk: read on until it ends.
+                    while rid[-1] == bound and pos[k] + len(rid) < n:
+                        more = read(k, "rids", rid_dtype, pos[k] + len(rid), min(chunk, n - pos[k] - len(rid)))
+                        rid = np.concatenate([rid, more])
+                    take = int(np.searchsorted(rid, bound, "right"))
+                else:
+                    take = len(rid)
+                if take:
+                    parts.append((rid[:take], read(k, "items", "<i8", pos[k], take), read(k, "labels", "i1", pos[k], take)))
+                    pos[k] += take
+            rid, item, label = _sorted_pairs(*(np.concatenate(c) for c in zip(*parts)))
+            uniq, start = _index_pairs(rid)
+            uniq.tofile(outs["rids"])
+            (start[:-1] + n_items).astype("<i8").tofile(outs["start"])
+            item.astype("<i8").tofile(outs["items"])
+            label.astype("i1").tofile(outs["labels"])
+            n_rids += len(uniq)
+            n_items += len(rid)
+        np.array([n_items], dtype="<i8").tofile(outs["start"])
+    finally:
+        for f in outs.values():
+            f.close()
+        for run, _ in runs:
+            for name in ("rids", "items", "labels"):
+                try:
+                    os.unlink(f"{run}.{name}")
+                except FileNotFoundError:
+                    pass
+    return n_rids, n_items
 
 
 def _first_bad_line(path: str) -> str:
@@ -331,23 +539,32 @@ def replay_batch(path: str, refs: Sequence[RecordRef]) -> list[tuple[Any, ...]]:
     message)`` for a payload that fails its checksum, or ``("input",
     request_id, message)`` for a request the library rejects.
     """
-    out: list[tuple[Any, ...]] = []
     with open(path, "rb") as f:
-        for ref in refs:
-            try:
-                rec = read_record(f, ref)
-            except PayloadChecksumError as e:
-                out.append(("crc", str(e)))
-                continue
-            try:
-                ids = np.empty(rec.items.n, dtype=np.int64)
-                # Go reads the ids while decoding
-                X = compute_prepared_all(rec.prepared(), _threads, item_ids=ids)
-            except InputError as e:
-                out.append(("input", rec.request_id, str(e)))
-                continue
-            out.append(("ok", rec.request_id, ids, X))
-    return out
+        return [replay_record(f, ref) for ref in refs]
+
+
+def replay_record(f: Any, ref: RecordRef) -> tuple[Any, ...]:
+    """Replay one logged request: read it from the open file ``f``, check
+    it, compute its rows. The one per-request step of every builder (the
+    CLI's worker processes and pyfeat.spark's tasks); the library is loaded
+    in the calling process on first use.
+
+    Returns ``("ok", request_id, item_ids int64, features)`` with
+    ``features`` a :class:`pyfeat.Features` (numeric float32 (n,
+    n_features), categorical int64 (n, n_cat_features)), ``("crc",
+    message)`` for a payload that fails its checksum, or ``("input",
+    request_id, message)`` for a request the library rejects.
+    """
+    try:
+        rec = read_record(f, ref)
+    except PayloadChecksumError as e:
+        return ("crc", str(e))
+    try:
+        ids = np.empty(rec.items.n, dtype=np.int64)
+        X = compute_prepared_all(rec.prepared(), _threads, item_ids=ids)  # Go reads the ids while decoding
+    except InputError as e:
+        return ("input", rec.request_id, str(e))
+    return ("ok", rec.request_id, ids, X)
 
 
 # --------------------------------------------------------------------- builder
@@ -495,8 +712,6 @@ def build_dataset(
         LogFormatError: a file that is not a request log, or (with
             ``on_corrupt="error"``) a corrupt record, with file and offset.
     """
-    from ._engine import categorical_feature_names, feature_names, spec_hash
-
     t0 = time.perf_counter()
     out = Path(out)
     paths = _check_inputs(logs, out)
@@ -507,7 +722,18 @@ def build_dataset(
         ev = Events.empty()
         stats.notes.append("no events file: every label is 0")
     else:
-        ev = read_events(events)
+        ev = read_events(events, workdir=out.parent if out.parent.is_dir() else None)
+    try:
+        return _build(ev, paths, out, stats, t0, workers, threads, on_corrupt, row_group_rows, progress, echo)
+    finally:
+        ev.close()
+
+
+def _build(ev: Events, paths: list[str], out: Path, stats: DatasetStats, t0: float, workers: int | None,
+           threads: int | None, on_corrupt: str, row_group_rows: int, progress: bool,
+           echo: Callable[[str], None] | None) -> DatasetStats:
+    from ._engine import categorical_feature_names, feature_names, spec_hash
+
     stats.events = ev.n_pairs
     names = feature_names()
     n_cpu = os.cpu_count() or 1
@@ -684,15 +910,25 @@ def read_categorical_names(path: str | os.PathLike[str]) -> list[str]:
     written before pyfeat had categorical columns)."""
     import pyarrow.parquet as pq
 
+    if os.path.isdir(path):  # a Spark dataset: the metadata is in _common_metadata
+        path = os.path.join(path, "_common_metadata")
     meta = pq.read_schema(str(path)).metadata or {}
     raw = meta.get(CAT_FEATURE_NAMES_KEY.encode())
     return [] if raw is None else list(json.loads(raw))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> tuple[list[str], str]:
-    """(numeric feature names, spec hash) recorded in a dataset file."""
+    """(numeric feature names, spec hash) recorded in a dataset: one Parquet file
+    (``pyfeat dataset``), or a directory of part files with the metadata
+    in its ``_common_metadata`` (``pyfeat dataset --spark``)."""
     import pyarrow.parquet as pq
 
+    if os.path.isdir(path):
+        common = os.path.join(path, "_common_metadata")
+        if not os.path.exists(common):
+            raise DatasetError(f"{path}: not a pyfeat dataset (a directory without _common_metadata: "
+                               "not written by pyfeat, or its job did not finish)")
+        path = common
     meta = pq.read_schema(str(path)).metadata or {}
     try:
         names = json.loads(meta[FEATURE_NAMES_KEY.encode()])

@@ -512,8 +512,14 @@ def _parse_header(head: bytes) -> tuple[int, int, bytes] | None:
 def _next_intact_header(f: BinaryIO, start: int, size: int) -> int | None:
     """Offset of the first intact record header after ``start`` that fits in
     the file, or None."""
+    return _find_intact_header(f, start + 1, size)
+
+
+def _find_intact_header(f: BinaryIO, pos: int, size: int) -> int | None:
+    """Offset of the first intact record header at or after ``pos`` that fits
+    in the file, or None: the magic, then a header whose own checksum
+    matches (a chance match of both is 1 in 2**32 per magic-like 4 bytes)."""
     chunk = 1 << 20
-    pos = start + 1
     while pos < size:
         buf = _pread(f, pos, chunk + REC_HEADER_SIZE)
         i = buf.find(RECORD_MAGIC)
@@ -526,12 +532,21 @@ def _next_intact_header(f: BinaryIO, start: int, size: int) -> int | None:
     return None
 
 
+def _file_size(fh: Any) -> int:
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return int(fh.size())  # a pyarrow file (HDFS, S3): no descriptor
+
+
 def scan_log(
     path: str | os.PathLike[str],
     *,
     on_corrupt: str = "error",
     stats: ReadStats | None = None,
     f: BinaryIO | None = None,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[RecordRef]:
     """Walk a log's record headers (payloads are not read nor checked).
 
@@ -540,26 +555,47 @@ def scan_log(
     intact records raises :class:`LogFormatError` (``on_corrupt="error"``)
     or is skipped with a warning (``"skip"``). Raises FileNotFoundError and
     LogFormatError for a file that is not a request log.
+
+    ``start``/``end`` walk one byte range of the file (a split, for readers
+    that share a large file among tasks): the records whose header starts in
+    ``[start, end)``. A range that does not begin at the file header finds
+    its first record again from ``start`` (the next intact header: magic and
+    header checksum). Splits that cover a file without overlap yield every
+    record once and report every damage once, as a walk of the whole file
+    would: damage belongs to the split whose walk runs into it (which may be
+    past ``end``), not to the split it lies in, whose search skips it.
     """
     if on_corrupt not in ("error", "skip"):
         raise ValueError(f"on_corrupt must be 'error' or 'skip', got {on_corrupt!r}")
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"bad byte range [{start}, {end})")
     path = str(path)
     stats = stats if stats is not None else ReadStats()
     own = f is None
     fh = open(path, "rb") if f is None else f
     try:
-        size = os.fstat(fh.fileno()).st_size
-        stats.files.append(path)
-        if size == 0:
+        size = _file_size(fh)
+        stop = size if end is None else min(end, size)
+        if start == 0:
+            stats.files.append(path)
+        if size == 0 or start >= stop:
             return
-        if not _read_file_header(fh, size, path):
-            stats.tail_bytes_skipped += size
-            warnings.warn(f"{path}: torn file header ({size} bytes): no request in this log", RequestLogWarning, 2)
-            return
-        pos = FILE_HEADER_SIZE
+        if start < FILE_HEADER_SIZE:
+            if not _read_file_header(fh, size, path):
+                stats.tail_bytes_skipped += size
+                warnings.warn(f"{path}: torn file header ({size} bytes): no request in this log", RequestLogWarning, 2)
+                return
+            pos = FILE_HEADER_SIZE
+        else:
+            found = _find_intact_header(fh, start, size)
+            if found is None or found >= stop:
+                return  # the split lies inside one record, or in damage that an earlier split reports
+            pos = found
         while pos < size:
             head = _pread(fh, pos, REC_HEADER_SIZE)
             parsed = _parse_header(head)
+            if pos >= stop and parsed is not None and pos + REC_HEADER_SIZE + parsed[0] <= size:
+                return  # the next split's first record
             if parsed is not None and pos + REC_HEADER_SIZE + parsed[0] <= size:
                 length, crc, raw_id = parsed
                 end = pos + REC_HEADER_SIZE + length

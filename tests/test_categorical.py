@@ -194,3 +194,30 @@ def test_still_unsupported_models_are_refused(tmp_path):
     text_model.save_model(str(tmp_path / "text.cbm"))
     with pytest.raises(ModelError, match="text"):
         pyfeat.Model(tmp_path / "text.cbm")
+
+
+def test_arrow_string_columns_hash_as_python_strings():
+    # pandas' default string dtype is Arrow-backed; its columns are hashed
+    # from the Arrow buffers: sliced (an offset into the buffers), chunked,
+    # 32- and 64-bit offsets, empty and non-Latin strings.
+    import pyarrow as pa
+
+    from pyfeat import _catinput
+
+    values = ["", "a", "Диван", "x" * 100, "猫", "a"] * 50
+    want = _catinput.hash_column(np.array(values, dtype=object), 0)
+    chunked = pa.chunked_array([values[:7], values[7:]], type=pa.string())
+    columns = {
+        "str": pd.Series(values, dtype="str"),
+        "string": pd.Series(pd.arrays.ArrowExtensionArray(chunked)),
+        "large": pd.Series(values, dtype=pd.ArrowDtype(pa.large_string())),
+    }
+    for name, col in columns.items():
+        assert _catinput._arrow_hashes(col) is not None, name
+        assert np.array_equal(_catinput.hash_column(col, 0), want), name
+        sliced = pd.DataFrame({"c": col}).iloc[3:]
+        assert np.array_equal(_catinput.hash_column(sliced.iloc[:, 0], 0), want[3:]), name
+    with_null = pd.Series(["a", None, "b"], dtype="str")
+    assert _catinput._arrow_hashes(with_null) is None
+    with pytest.raises(InputTypeError):
+        _catinput.hash_column(with_null, 0)

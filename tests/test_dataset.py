@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -511,3 +512,57 @@ def test_ranker_refuses_foreign_categorical_models(served, tmp_path):
         m.save_model(str(tmp_path / f"{name}.json"), format="json")
         with pytest.raises(pyfeat.ModelError, match="categorical features"):
             pyfeat.Ranker(tmp_path / f"{name}.json")
+
+
+def _lookups(ev, queries):
+    return [ev.labels_for(rid, items).tolist() for rid, items in queries]
+
+
+def test_events_larger_than_a_block_are_sorted_on_disk(tmp_path, monkeypatch):
+    """The events file is streamed: past one block it is sorted into runs on
+    disk and merged; lookups, counts and examples are those of the
+    in-memory events, duplicates and a request spread over all blocks
+    included; a bad line in a later block is named by its line number."""
+    import pyfeat.dataset as ds
+
+    rng = np.random.default_rng(5)
+    rids = [f"019a6f0e-{i:04x}-7000-9a41-5d0c8e2f7b11" for i in range(300)]
+    rows = [(rids[int(r)], int(rng.integers(0, 40)), "click" if rng.random() < 0.7 else "contact")
+            for r in rng.integers(0, len(rids), 6000)]
+    rows += [(rids[7], 3, "contact")] * 50 + [("short-id", 1, "click")] * 3
+    rng.shuffle(rows)
+    path = tmp_path / "e.csv"
+    write_events(path, rows)
+    queries = [(rids[i], np.arange(0, 30, dtype=np.int64)) for i in range(0, 250)]
+    queries += [("019a6f0e-ffff-7000-9a41-5d0c8e2f7b11", np.arange(5, dtype=np.int64))]
+    mem = read_events(path)
+    assert type(mem) is ds.Events
+    want = (_lookups(mem, queries), mem.pairs_matched, mem.n_pairs, mem.unmatched())
+    monkeypatch.setattr(ds, "EVENTS_BLOCK_BYTES", 4096)  # ~100 lines a block: ~60 runs
+    spilled = read_events(path, workdir=tmp_path)
+    assert isinstance(spilled, ds.SpilledEvents)
+    directory = spilled.dir
+    assert sorted(os.listdir(directory)) == ["items", "labels", "rids", "start"]  # the runs are gone
+    assert (_lookups(spilled, queries), spilled.pairs_matched, spilled.n_pairs, spilled.unmatched()) == want
+    spilled.close()
+    assert not os.path.exists(directory)
+    lines = path.read_text().splitlines()
+    lines[4000] = f"{rids[0]},12,like"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="line 4001: event 'like'"):
+        read_events(path, workdir=tmp_path)
+    assert [p for p in os.listdir(tmp_path) if p.startswith("pyfeat-events-")] == []
+
+
+def test_spilled_events_give_the_same_dataset(served, tmp_path, monkeypatch):
+    import pyfeat.dataset as ds
+
+    a = build_dataset([served["log"]], tmp_path / "a.parquet", served["events"], workers=0, progress=False)
+    monkeypatch.setattr(ds, "EVENTS_BLOCK_BYTES", 2048)
+    b = build_dataset([served["log"]], tmp_path / "b.parquet", served["events"], workers=0, progress=False)
+    ta, tb = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
+    for name in ("request_id", "item_id", "label"):
+        assert ta.column(name).equals(tb.column(name))
+    assert a.positives > 0
+    assert (a.events, a.events_matched, a.positives) == (b.events, b.events_matched, b.positives)
+    assert [p for p in os.listdir(tmp_path) if p.startswith("pyfeat-events-")] == []

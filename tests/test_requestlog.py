@@ -366,3 +366,84 @@ def test_rank_logs_only_served_requests(tmp_path):
         res = ranker.rank(base_user(), [base_item(0), base_item(1)], log=log)
     logged = list(iter_requests([path]))
     assert [r.request_id for r in logged] == [res.request_id]
+
+
+def scan_in_splits(path, split: int, **kw):
+    """Every split of ``path`` walked on its own, as tasks would: (refs,
+    warning texts, the first error or None, stats)."""
+    size = os.path.getsize(path)
+    refs, texts, stats = [], [], ReadStats()
+    for start in range(0, max(size, 1), split):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                refs += list(scan_log(path, start=start, end=start + split, stats=stats, **kw))
+            except LogFormatError as e:
+                return refs, texts, e, stats
+        texts += [str(w.message) for w in caught]
+    return refs, texts, None, stats
+
+
+def scan_whole(path, **kw):
+    stats = ReadStats()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            refs = list(scan_log(path, stats=stats, **kw))
+        except LogFormatError as e:
+            return None, [], e, stats
+    return refs, [str(w.message) for w in caught], None, stats
+
+
+def damaged_variants(full: bytes, offs: list[int]):
+    """A log's bytes as a crash or a bad disk leaves them."""
+    yield "intact", full
+    yield "torn tail", full[: offs[-1] + REC_HEADER_SIZE + 7]
+    yield "torn header", full[: offs[-1] + 9]
+    yield "zero tail", full + bytes(3000)
+    for k, delta in (("header", 6), ("request id", 20), ("payload", REC_HEADER_SIZE + 30)):
+        for which in (1, len(offs) // 2, len(offs) - 1):
+            bad = bytearray(full)
+            bad[offs[which] + delta] ^= 0x5A
+            yield f"{k} of record {which}", bytes(bad)
+    bad = bytearray(full)  # two damaged regions, one of them two records long
+    for which in (1, 2, len(offs) - 3):
+        bad[offs[which] + 3] ^= 0x01
+    yield "two regions", bytes(bad)
+
+
+@pytest.mark.parametrize("split", [40, 97, 1000, 4096, 1 << 20])
+def test_splits_find_records_again_from_any_offset(tmp_path, split):
+    """Done-when: a log read as byte-range splits (each split resyncs on
+    magic + header checksum) gives the records, warnings and errors of one
+    walk of the whole file, each once; torn tails and corrupt records
+    included."""
+    path = tmp_path / "r.log"
+    write_log(path, 12, n_items=7)
+    full = path.read_bytes()
+    offs = record_offsets(path)
+    assert len(full) > 4 * 1000  # several splits of 1000 bytes, records longer than 97
+    for what, data in damaged_variants(full, offs):
+        path.write_bytes(data)
+        for mode in ("error", "skip"):
+            want_refs, want_texts, want_err, want_stats = scan_whole(path, on_corrupt=mode)
+            refs, texts, err, stats = scan_in_splits(path, split, on_corrupt=mode)
+            if want_err is not None:
+                assert err is not None and (err.offset, str(err)) == (want_err.offset, str(want_err)), (what, mode)
+                continue
+            assert err is None, (what, mode, err)
+            assert refs == want_refs, (what, mode)
+            assert texts == want_texts, (what, mode)
+            assert (stats.tail_bytes_skipped, stats.corrupt_regions, stats.corrupt_bytes_skipped) == (
+                want_stats.tail_bytes_skipped, want_stats.corrupt_regions, want_stats.corrupt_bytes_skipped), what
+
+
+def test_split_bounds_are_checked(tmp_path):
+    path = tmp_path / "r.log"
+    write_log(path, 2)
+    with pytest.raises(ValueError, match="byte range"):
+        list(scan_log(path, start=10, end=5))
+    assert list(scan_log(path, start=os.path.getsize(path), end=None)) == []
+    # A split that starts inside the only record it could have yields nothing.
+    offs = record_offsets(path)
+    assert list(scan_log(path, start=offs[0] + 1, end=offs[1])) == []
