@@ -8,12 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unsafe"
-
-	"github.com/pyfeat/pyfeat/internal/faults"
-	"github.com/pyfeat/pyfeat/internal/pferr"
 )
 
 // Categorical features. CatBoost turns them into binary features two ways,
@@ -759,52 +754,6 @@ func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []flo
 	return m.run(units*blockSize, threads, func(u int, s *scratch) {
 		m.predictSuperBlock(x, cats, n, u*per, min(per, blocks-u*per), out, s, useAVX2)
 	})
-}
-
-// run calls block for every block of n rows on up to threads goroutines.
-func (m *NativeModel) run(n, threads int, block func(b int, s *scratch)) error {
-	blocks := (n + blockSize - 1) / blockSize
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	workers := min(threads, blocks)
-	if workers <= 1 {
-		s := m.getScratch()
-		for b := range blocks {
-			block(b, s)
-		}
-		m.scratch.Put(s)
-		return nil
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var panicked atomic.Pointer[pferr.Panic] // a panic on a worker is the call's error, not the process's end
-	wg.Add(workers)
-	for range workers {
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					panicked.CompareAndSwap(nil, pferr.Recovered(p))
-				}
-			}()
-			faults.Point("predict-worker")
-			s := m.getScratch()
-			for {
-				b := int(next.Add(1) - 1)
-				if b >= blocks {
-					break
-				}
-				block(b, s)
-			}
-			m.scratch.Put(s)
-		}()
-	}
-	wg.Wait()
-	if p := panicked.Load(); p != nil {
-		return p
-	}
-	return nil
 }
 
 // predictSuperBlock evaluates blocks [b0, b0+nblk) of n rows: the float

@@ -171,6 +171,14 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 		return nil
 	}
 	vec := useAVX2
+	return m.run(n, threads, func(b int, s *scratch) { m.predictBlock(x, n, b, out, s, vec) })
+}
+
+// run calls block for every block of n rows on up to threads goroutines
+// (<= 0: GOMAXPROCS). Blocks are handed out dynamically so that a slow
+// worker does not hold up the others; each block writes only its own rows
+// of the output.
+func (m *NativeModel) run(n, threads int, block func(b int, s *scratch)) error {
 	blocks := (n + blockSize - 1) / blockSize
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -179,13 +187,11 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 	if workers <= 1 {
 		s := m.getScratch()
 		for b := range blocks {
-			m.predictBlock(x, n, b, out, s, vec)
+			block(b, s)
 		}
 		m.scratch.Put(s)
 		return nil
 	}
-	// Blocks are handed out dynamically so that a slow worker does not hold
-	// up the others; each block writes only its own rows of out.
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var panicked atomic.Pointer[pferr.Panic] // a panic on a worker is the call's error, not the process's end
@@ -205,7 +211,7 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 				if b >= blocks {
 					break
 				}
-				m.predictBlock(x, n, b, out, s, vec)
+				block(b, s)
 			}
 			m.scratch.Put(s)
 		}()
