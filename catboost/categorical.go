@@ -796,7 +796,6 @@ func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk 
 // entries.
 func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
-	mask := uint64(len(slots) - 1)
 	// h>>shift < len(slots) for every h: shift is 64 - log2(len(slots)).
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	if superBytes != nil {
@@ -836,17 +835,7 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 			if vals[d] != 0 {
 				continue
 			}
-			for i := h>>shift + 1; ; i++ {
-				sl := &slots[i&mask]
-				if sl.val == 0 {
-					vals[d] = empty
-					break
-				}
-				if sl.key == h {
-					vals[d] = sl.val
-					break
-				}
-			}
+			vals[d] = probeOn(slots, h, shift, empty)
 		}
 	}
 	for j, o := range t.outs {
@@ -871,7 +860,6 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 // row's bin as it looks the row up (see fillNarrowBytes).
 func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
-	mask := uint64(len(slots) - 1)
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	off := t.outs[0].off
 	// vals lists the rows whose home slot holds another hash, appended
@@ -897,18 +885,24 @@ func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 	for _, u := range vals[:unresolved] {
 		d := int(u)
 		h := hashes[d]
-		v := empty
-		for i := h>>shift + 1; ; i++ {
-			sl := &slots[i&mask]
-			if sl.val == 0 {
-				break
-			}
-			if sl.key == h {
-				v = sl.val
-				break
-			}
-		}
+		v := probeOn(slots, h, shift, empty)
 		superBytes[((d/blockSize)*stride+off)*8+d%blockSize] = byte(v) & 0x7f
+	}
+}
+
+// probeOn continues the search for hash h past its home slot (linear
+// probing): the value stored for h, or empty when a free slot comes first.
+// Only rows whose home slot holds another hash get here.
+func probeOn(slots []ctrSlot, h uint64, shift uint, empty uint64) uint64 {
+	mask := uint64(len(slots) - 1)
+	for i := h>>shift + 1; ; i++ {
+		sl := &slots[i&mask]
+		if sl.val == 0 {
+			return empty
+		}
+		if sl.key == h {
+			return sl.val
+		}
 	}
 }
 
@@ -917,7 +911,6 @@ func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 // are listed in the others), then written out a CTR at a time.
 func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.packed, t.shift, t.empty
-	mask := uint64(len(slots) - 1)
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	n := len(hashes)
 	vals, probe := vals[:n], vals[n:2*n]
@@ -937,17 +930,7 @@ func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, st
 	}
 	for _, u := range probe[:unresolved] {
 		h := hashes[u]
-		v := empty
-		for i := h>>shift + 1; ; i++ {
-			sl := &slots[i&mask]
-			if sl.val == 0 {
-				break
-			}
-			if sl.key == h {
-				v = sl.val
-				break
-			}
-		}
+		v := probeOn(slots, h, shift, empty)
 		vals[u] = v
 	}
 	for j, o := range t.outs {

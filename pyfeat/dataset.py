@@ -674,6 +674,24 @@ class _Writer:
         self.writer.close()
 
 
+def warn_unmatched_events(stats: DatasetStats, n_events: int, examples: Sequence[str]) -> None:
+    """Warn about the events that no logged request or candidate matched
+    (the same words from every builder: the CLI's and pyfeat.spark's)."""
+    if stats.events_unknown_request:
+        warnings.warn(
+            f"{stats.events_unknown_request} of {n_events} events refer to {stats.unknown_request_ids} "
+            f"request id(s) that are not in the logs (e.g. {', '.join(examples) or 'malformed ids'}); "
+            "they are not used",
+            DatasetWarning, 3,
+        )
+    if stats.events_unknown_item:
+        warnings.warn(
+            f"{stats.events_unknown_item} events name an item that was not among the request's candidates; "
+            "they are not used",
+            DatasetWarning, 3,
+        )
+
+
 def build_dataset(
     logs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -836,19 +854,7 @@ def _build(ev: Events, paths: list[str], out: Path, stats: DatasetStats, t0: flo
         stats.events_unknown_request, stats.unknown_request_ids, examples = ev.unmatched()
         stats.events_unknown_item = ev.n_pairs - ev.malformed - stats.events_matched - (
             stats.events_unknown_request - ev.malformed)
-        if stats.events_unknown_request:
-            warnings.warn(
-                f"{stats.events_unknown_request} of {ev.n_pairs} events refer to {stats.unknown_request_ids} "
-                f"request id(s) that are not in the logs (e.g. {', '.join(examples) or 'malformed ids'}); "
-                "they are not used",
-                DatasetWarning, 2,
-            )
-        if stats.events_unknown_item:
-            warnings.warn(
-                f"{stats.events_unknown_item} events name an item that was not among the request's candidates; "
-                "they are not used",
-                DatasetWarning, 2,
-            )
+        warn_unmatched_events(stats, ev.n_pairs, examples)
         writer.close()
         writer = None
         publish(tmp, out)

@@ -62,6 +62,7 @@ from .dataset import (
     DatasetWarning,
     _schema,
     replay_record,
+    warn_unmatched_events,
 )
 from .requestlog import LogFormatError, ReadStats, RecordRef, RequestLogWarning, scan_log
 
@@ -594,19 +595,7 @@ def build_dataset_spark(
     stats.events_unknown_request = c["ev_unknown_req_pairs"] + malformed
     stats.unknown_request_ids = c["ev_unknown_req_ids"] + (1 if malformed else 0)
     stats.events_unknown_item = c["ev_unknown_item"]
-    if stats.events_unknown_request:
-        warnings.warn(
-            f"{stats.events_unknown_request} of {stats.events} events refer to {stats.unknown_request_ids} "
-            f"request id(s) that are not in the logs (e.g. {', '.join(c['examples']) or 'malformed ids'}); "
-            "they are not used",
-            DatasetWarning, 2,
-        )
-    if stats.events_unknown_item:
-        warnings.warn(
-            f"{stats.events_unknown_item} events name an item that was not among the request's candidates; "
-            "they are not used",
-            DatasetWarning, 2,
-        )
+    warn_unmatched_events(stats, stats.events, c["examples"])
     _write_metadata(spark, out, names, spec, cat_names)
     stats.seconds = time.perf_counter() - t0
     if echo is not None:
