@@ -33,14 +33,13 @@ reproduces the files.
 import argparse
 import json
 import os
-import platform
 import sys
 import zlib
 
 import catboost
 import numpy as np
+from make_golden import manifest_header, same_bits  # this directory is the script's sys.path[0]
 
-FIXTURE_FORMAT = 1
 N_TRAIN = 500
 N_TEST = 300
 
@@ -168,25 +167,13 @@ def raw_predict(model, pool):
     return np.ascontiguousarray(p.reshape(pool.num_row(), -1))
 
 
-def same_bits(a, b):
-    return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "cat"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
-    manifest = {
-        "format": FIXTURE_FORMAT,
-        "generator": "catboost/testdata/make_cat_golden.py",
-        "command": ".venv/bin/python catboost/testdata/make_cat_golden.py",
-        "catboost_version": catboost.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "cases": [],
-    }
+    manifest = manifest_header("make_cat_golden.py")
     for seed, (name, layout, params) in enumerate(CASES):
         rng = np.random.default_rng(2000 + seed)
         cat_idx = [j for j, k in enumerate(layout) if k == "c"]

@@ -122,21 +122,27 @@ def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
 
 
+def manifest_header(script):
+    """The manifest's opening: how the fixtures were made (shared with
+    make_cat_golden.py, which imports it from here)."""
+    return {
+        "format": FIXTURE_FORMAT,
+        "generator": f"catboost/testdata/{script}",
+        "command": f".venv/bin/python catboost/testdata/{script}",
+        "catboost_version": catboost.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "cases": [],
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
-    manifest = {
-        "format": FIXTURE_FORMAT,
-        "generator": "catboost/testdata/make_golden.py",
-        "command": ".venv/bin/python catboost/testdata/make_golden.py",
-        "catboost_version": catboost.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "cases": [],
-    }
+    manifest = manifest_header("make_golden.py")
     for seed, (name, params, extra) in enumerate(CASES):
         rng = np.random.default_rng(1000 + seed)
         x, y = training_data(rng, name, params)
