@@ -816,19 +816,9 @@ func fillPacked(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 	// the lookup.
 	var unresolved uint64
 	for d, h := range hashes {
-		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
-		var hit, free uint64
-		if sl.key == h {
-			hit = 1
-		}
-		if sl.val == 0 {
-			free = 1
-		}
-		// A free slot ends the search (even for a hash of 0, the key a
-		// free slot holds): the value is the prior's.
-		v := sl.val&-(hit&^free) | empty&-free
+		v, miss := homeSlot(base, h, shift, empty)
 		vals[d] = v
-		unresolved |= (hit | free) ^ 1
+		unresolved |= miss
 	}
 	if unresolved != 0 {
 		for d, h := range hashes {
@@ -869,17 +859,10 @@ func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 		hs := hashes[blk*blockSize:][:min(blockSize, len(hashes)-blk*blockSize)]
 		dst := superBytes[(blk*stride+off)*8:][:len(hs)]
 		for r, h := range hs {
-			sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
-			var hit, free uint64
-			if sl.key == h {
-				hit = 1
-			}
-			if sl.val == 0 {
-				free = 1
-			}
-			dst[r] = byte(sl.val&-(hit&^free)|empty&-free) & 0x7f
+			v, miss := homeSlot(base, h, shift, empty)
+			dst[r] = byte(v) & 0x7f
 			vals[unresolved] = uint64(blk*blockSize + r)
-			unresolved += int((hit | free) ^ 1)
+			unresolved += int(miss)
 		}
 	}
 	for _, u := range vals[:unresolved] {
@@ -888,6 +871,25 @@ func fillPackedBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 		v := probeOn(slots, h, shift, empty)
 		superBytes[((d/blockSize)*stride+off)*8+d%blockSize] = byte(v) & 0x7f
 	}
+}
+
+// homeSlot looks hash h up in its home slot of a packed table (base is
+// the first slot; h>>shift < the slot count). It returns the slot's value
+// when the slot holds h, empty (the prior's bins) when the slot is free
+// (even for a hash of 0, the key a free slot holds), and miss = 1 with v =
+// 0 when the slot holds another hash: then the row needs probeOn.
+// Branch-free: whether a row's value is in the table is as good as random,
+// and a mispredicted branch per lookup would cost more than the lookup.
+func homeSlot(base unsafe.Pointer, h uint64, shift uint, empty uint64) (v, miss uint64) {
+	sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
+	var hit, free uint64
+	if sl.key == h {
+		hit = 1
+	}
+	if sl.val == 0 {
+		free = 1
+	}
+	return sl.val&-(hit&^free) | empty&-free, (hit | free) ^ 1
 }
 
 // probeOn continues the search for hash h past its home slot (linear
@@ -916,17 +918,10 @@ func fillPackedBytesK(t *ctrLookup, hashes, vals []uint64, superBytes []byte, st
 	vals, probe := vals[:n], vals[n:2*n]
 	unresolved := 0
 	for d, h := range hashes {
-		sl := *(*ctrSlot)(unsafe.Add(base, uintptr(h>>shift)*unsafe.Sizeof(ctrSlot{})))
-		var hit, free uint64
-		if sl.key == h {
-			hit = 1
-		}
-		if sl.val == 0 {
-			free = 1
-		}
-		vals[d] = sl.val&-(hit&^free) | empty&-free
+		v, miss := homeSlot(base, h, shift, empty)
+		vals[d] = v
 		probe[unresolved] = uint64(d)
-		unresolved += int((hit | free) ^ 1)
+		unresolved += int(miss)
 	}
 	for _, u := range probe[:unresolved] {
 		h := hashes[u]
