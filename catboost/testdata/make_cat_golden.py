@@ -33,12 +33,11 @@ reproduces the files.
 import argparse
 import json
 import os
-import sys
 import zlib
 
 import catboost
 import numpy as np
-from make_golden import manifest_header, same_bits  # this directory is the script's sys.path[0]
+from make_golden import manifest_header, raw_predict, reload_checks  # this directory is the script's sys.path[0]
 
 N_TRAIN = 500
 N_TEST = 300
@@ -162,11 +161,6 @@ def signal_of(rows, layout):
     return s
 
 
-def raw_predict(model, pool):
-    p = np.asarray(model.predict(pool, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64)
-    return np.ascontiguousarray(p.reshape(pool.num_row(), -1))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "cat"))
@@ -210,13 +204,7 @@ def main():
         test[0] = [np.float32(np.nan) if k == "f" else "unseen-everywhere" for k in layout]
         pool = catboost.Pool(test, cat_features=cat_idx)
         want = raw_predict(model, pool)
-        reloaded = catboost.CatBoost()
-        reloaded.load_model(cbm_path, format="cbm")
-        if not same_bits(raw_predict(reloaded, pool), want):
-            sys.exit(f"{name}: predictions of the model reloaded from CBM differ")
-        reloaded = catboost.CatBoost()
-        reloaded.load_model(json_path, format="json")
-        json_reload_exact = same_bits(raw_predict(reloaded, pool), want)
+        json_reload_exact = reload_checks(name, cbm_path, json_path, pool, want)
 
         floats = np.array([[r[j] for j in float_idx] for r in test], dtype=np.float32).reshape(N_TEST, len(float_idx))
         floats.astype("<f4").tofile(os.path.join(args.out, name + ".floats.f32"))

@@ -114,8 +114,25 @@ def test_matrix(rng, model_json):
 
 
 def raw_predict(model, x):
+    """RawFormulaVal of a matrix or a catboost.Pool, one row per row."""
     p = np.asarray(model.predict(x, prediction_type="RawFormulaVal", thread_count=1), dtype=np.float64)
-    return np.ascontiguousarray(p.reshape(x.shape[0], -1))
+    rows = x.num_row() if isinstance(x, catboost.Pool) else x.shape[0]
+    return np.ascontiguousarray(p.reshape(rows, -1))
+
+
+def reload_checks(name, cbm_path, json_path, x, want):
+    """Require the model reloaded from CBM to predict want bit for bit;
+    return whether the JSON reload does too. Recorded, not required:
+    catboost 1.2.10's own JSON loader rebuilds the model in a way that can
+    change the last bits of some sums; the reference is the trained model,
+    which the CBM file reproduces."""
+    reloaded = catboost.CatBoost()
+    reloaded.load_model(cbm_path, format="cbm")
+    if not same_bits(raw_predict(reloaded, x), want):
+        sys.exit(f"{name}: predictions of the model reloaded from CBM differ")
+    reloaded = catboost.CatBoost()
+    reloaded.load_model(json_path, format="json")
+    return same_bits(raw_predict(reloaded, x), want)
 
 
 def same_bits(a, b):
@@ -164,16 +181,7 @@ def main():
 
         xt = test_matrix(rng, model_json)
         want = raw_predict(model, xt)
-        reloaded = catboost.CatBoost()
-        reloaded.load_model(cbm_path, format="cbm")
-        if not same_bits(raw_predict(reloaded, xt), want):
-            sys.exit(f"{name}: predictions of the model reloaded from CBM differ")
-        # Recorded, not required: catboost 1.2.10's own JSON loader rebuilds
-        # the model in a way that can change the last bits of some sums; the
-        # reference is the trained model, which the CBM file reproduces.
-        reloaded = catboost.CatBoost()
-        reloaded.load_model(json_path, format="json")
-        json_reload_exact = same_bits(raw_predict(reloaded, xt), want)
+        json_reload_exact = reload_checks(name, cbm_path, json_path, xt, want)
 
         xt.astype("<f4").tofile(os.path.join(args.out, name + ".input.f32"))
         want.astype("<f8").tofile(os.path.join(args.out, name + ".expected.f64"))
