@@ -379,6 +379,20 @@ bool SetPredictionType(void* modelHandle, int predictionType) {
     return true;
 }
 
+/* The float features' share of dimension d of one row: w . x with NaN as
+ * 0, summed in order. */
+static double float_sum(const fake_model* m, const float* x, size_t d) {
+    const double* w = m->w + d * m->nf;
+    double s = 0;
+    for (size_t j = 0; j < m->nf; j++) {
+        double v = isnan(x[j]) ? 0.0 : (double)x[j];
+        /* volatile: keeps the compiler from fusing into an FMA. */
+        volatile double p = w[j] * v;
+        s += p;
+    }
+    return s;
+}
+
 bool CalcModelPredictionFlat(void* modelHandle, size_t docCount, const float** floatFeatures,
                              size_t floatFeaturesSize, double* result, size_t resultSize) {
     const fake_model* m = (const fake_model*)modelHandle;
@@ -407,15 +421,7 @@ bool CalcModelPredictionFlat(void* modelHandle, size_t docCount, const float** f
     for (size_t r = 0; r < docCount; r++) {
         const float* x = floatFeatures[r];
         for (size_t d = 0; d < m->dims; d++) {
-            const double* w = m->w + d * m->nf;
-            double s = 0;
-            for (size_t j = 0; j < m->nf; j++) {
-                double v = isnan(x[j]) ? 0.0 : (double)x[j];
-                /* volatile: keeps the compiler from fusing into an FMA. */
-                volatile double p = w[j] * v;
-                s += p;
-            }
-            result[r * m->dims + d] = s + m->bias[d];
+            result[r * m->dims + d] = float_sum(m, x, d) + m->bias[d];
         }
     }
     return true;
@@ -447,13 +453,7 @@ bool CalcModelPredictionWithHashedCatFeatures(void* modelHandle, size_t docCount
         const float* x = floatFeatures[r];
         const int* c = catFeatures[r];
         for (size_t d = 0; d < m->dims; d++) {
-            const double* w = m->w + d * m->nf;
-            double s = 0;
-            for (size_t j = 0; j < m->nf; j++) {
-                double v = isnan(x[j]) ? 0.0 : (double)x[j];
-                volatile double p = w[j] * v;
-                s += p;
-            }
+            double s = float_sum(m, x, d);
             for (size_t j = 0; j < m->cat; j++) {
                 volatile double p = (double)c[j] / (double)(1ULL << (10 + j % 40));
                 s += p;
