@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -112,6 +113,27 @@ func TestCatGoldenNarrow(t *testing.T) {
 		t.Fatal("no narrow table")
 	}
 	forEachPath(t, testCatGolden)
+}
+
+// TestCatGoldenWalks is TestCatGolden with every trie level walked row by
+// row, and with every level walked by distinct hash, and with the bins
+// written a word at a time as on a big-endian machine (the pure-Go trees
+// only: the AVX2 kernels read bytes).
+func TestCatGoldenWalks(t *testing.T) {
+	saved := dedupShare
+	defer func() { dedupShare = saved }()
+	for _, share := range []int{0, 1} {
+		dedupShare = share
+		t.Run(fmt.Sprintf("dedupShare=%d", share), func(t *testing.T) { forEachPath(t, testCatGolden) })
+	}
+	dedupShare = saved
+	savedLE, savedVec := littleEndian, useAVX2
+	defer func() { littleEndian, useAVX2 = savedLE, savedVec }()
+	littleEndian, useAVX2 = false, false
+	for _, share := range []int{0, 1, saved} {
+		dedupShare = share
+		t.Run(fmt.Sprintf("words/dedupShare=%d", share), testCatGolden)
+	}
 }
 
 func testCatGolden(t *testing.T) {

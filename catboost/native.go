@@ -108,12 +108,14 @@ type scratch struct {
 	idx      []byte // [chunkTrees][blockSize]
 	counts8  []byte
 
-	// Categorical models: the bins of a super-block of blocks (see
-	// fillCat), and per row the hashes of a combination and its prefixes
-	// and the packed CTR bins found for it.
+	// Categorical models: the bins of a super-block of blocks, the trie
+	// walk's levels and the sets that find their distinct hashes (see
+	// fillCat), and the packed CTR bins found for a level's hashes.
 	super      []uint64
 	superBytes []byte
-	hashes     []uint64
+	levels     []walkLevel
+	distinct   *distinctSet
+	remap      []int32
 	vals64     []uint64
 }
 
@@ -243,7 +245,13 @@ func (m *NativeModel) getScratch() *scratch {
 		sums:   make([]float64, blockSize*m.dims),
 	}
 	if m.cat != nil {
-		s.hashes = make([]uint64, (m.cat.maxDepth+1)*superBlocks*blockSize)
+		span := superBlocks * blockSize
+		s.levels = make([]walkLevel, m.cat.maxDepth+1)
+		for i := range s.levels {
+			s.levels[i] = walkLevel{ids: make([]uint16, span), reps: make([]uint64, span), hashes: make([]uint64, span)}
+		}
+		s.distinct = newDistinctSet(span)
+		s.remap = make([]int32, 2*span)
 		s.vals64 = make([]uint64, 2*superBlocks*blockSize)
 		s.super = make([]uint64, superBlocks*len(s.bins))
 		if littleEndian {
