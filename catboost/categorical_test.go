@@ -120,19 +120,19 @@ func TestCatGoldenNarrow(t *testing.T) {
 // written a word at a time as on a big-endian machine (the pure-Go trees
 // only: the AVX2 kernels read bytes).
 func TestCatGoldenWalks(t *testing.T) {
-	saved := dedupShare
-	defer func() { dedupShare = saved }()
-	for _, share := range []int{0, 1} {
-		dedupShare = share
-		t.Run(fmt.Sprintf("dedupShare=%d", share), func(t *testing.T) { forEachPath(t, testCatGolden) })
+	savedD, savedP := distinctPct, pairPct
+	defer func() { distinctPct, pairPct = savedD, savedP }()
+	walks := [][2]int{{0, 0}, {100, 200}, {0, 200}, {100, 0}, {savedD, savedP}}
+	for _, w := range walks[:4] {
+		distinctPct, pairPct = w[0], w[1]
+		t.Run(fmt.Sprintf("distinct=%d,pairs=%d", w[0], w[1]), func(t *testing.T) { forEachPath(t, testCatGolden) })
 	}
-	dedupShare = saved
 	savedLE, savedVec := littleEndian, useAVX2
 	defer func() { littleEndian, useAVX2 = savedLE, savedVec }()
 	littleEndian, useAVX2 = false, false
-	for _, share := range []int{0, 1, saved} {
-		dedupShare = share
-		t.Run(fmt.Sprintf("words/dedupShare=%d", share), testCatGolden)
+	for _, w := range walks {
+		distinctPct, pairPct = w[0], w[1]
+		t.Run(fmt.Sprintf("words/distinct=%d,pairs=%d", w[0], w[1]), testCatGolden)
 	}
 }
 

@@ -30,21 +30,28 @@ const _ = uint16(superBlocks*blockSize - 1)
 func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64, superBytes []byte, s *scratch) {
 	cm := m.cat
 	nf, nc := m.numFeatures, cm.numCat
-	stride := m.numSlots * blockWords
+	w := ctrWalk{ns: ns, stride: m.numSlots * blockWords, super: super, superBytes: superBytes, s: s,
+		xT: s.xT[:nf*ns], catT: s.catT[:nc*ns],
+		limit: min(ns*distinctPct/100, ns), pairLimit: min(ns*pairPct/100, 2*ns)}
 	nblk := (ns + blockSize - 1) / blockSize
 	for b := range nblk {
-		clear(super[b*stride+cm.firstSlot*blockWords : (b+1)*stride])
+		clear(super[b*w.stride+cm.firstSlot*blockWords : (b+1)*w.stride])
 	}
-	for _, oh := range cm.oneHot {
-		for d := range ns {
-			if cats[d*nc+oh.cat] == oh.value {
-				orBin(super, superBytes, stride, oh.off, d, 1)
-			}
+	// Columns, so that an element's pass over the rows reads one run.
+	for d := range ns {
+		for j, v := range x[d*nf : (d+1)*nf] {
+			w.xT[j*ns+d] = v
+		}
+		for j, v := range cats[d*nc : (d+1)*nc] {
+			w.catT[j*ns+d] = v
 		}
 	}
-	limit := -1
-	if dedupShare > 0 {
-		limit = ns / dedupShare
+	for _, oh := range cm.oneHot {
+		for d, v := range w.catCol(oh.cat) {
+			if v == oh.value {
+				orBin(super, superBytes, w.stride, oh.off, d, 1)
+			}
+		}
 	}
 	lv := s.levels
 	// The root: every row has the empty combination, hash 0.
@@ -55,37 +62,47 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64
 		p, c := &lv[n.depth-1], &lv[n.depth]
 		switch {
 		case p.n < 0:
-			hashRows(n, p.hashes[:ns], c.hashes[:ns], x, cats, nf, nc)
+			w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
 			c.n = -1
 		case n.kind == 'c':
-			hashCatDistinct(n, p, c, ns, cats, nc, limit, s.distinct)
+			w.catDistinct(n, p, c)
+		case 2*p.n > w.pairLimit:
+			// Too many (prefix, bit) pairs: hash every row.
+			for d, id := range p.ids[:ns] {
+				p.hashes[d] = p.reps[id]
+			}
+			w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
+			c.n = -1
 		default:
-			bitDistinct(n, p, c, ns, x, cats, nf, nc, limit)
+			w.bitDistinct(n, p, c)
+			continue
 		}
 		for _, t := range n.tables {
-			switch {
-			case c.n >= 0 && (t.narrow != nil || t.packed != nil):
-				fillDistinct(t, c, ns, s.vals64, super, superBytes, stride)
-			case c.n >= 0:
-				// A table without a packed form (more than seven CTRs, or
-				// more than 127 borders): rare, walked row by row.
-				for d, id := range c.ids[:ns] {
-					c.hashes[d] = c.reps[id]
-				}
-				fillRows(t, c.hashes[:ns], s.vals64[:2*ns], super, superBytes, stride)
-			default:
-				fillRows(t, c.hashes[:ns], s.vals64[:2*ns], super, superBytes, stride)
-			}
+			w.fillLevel(t, c)
 		}
 	}
 }
 
-// dedupShare sets the most distinct hashes a trie level may have to be
-// walked by distinct hash: ns/dedupShare of ns rows. Past that, the
-// bookkeeping costs more than the lookups it saves. A variable so that
-// tests walk every level both ways (0: always row by row; 1: by distinct
-// hash whenever the ids fit).
-var dedupShare = 4
+// distinctPct and pairPct set, in percent of a super-block's rows, the
+// most distinct hashes a categorical element's level, and the most
+// (prefix, bit) pairs a binarized element's level, may have to be walked
+// by distinct hash. Past that, finding them costs more than the lookups it
+// saves. Variables so that tests walk every level both ways.
+var distinctPct, pairPct = 50, 50
+
+// ctrWalk is fillCat's state over one super-block of ns rows.
+type ctrWalk struct {
+	ns, stride        int
+	limit, pairLimit  int // see distinctPct and pairPct
+	xT                []float32 // [float column][row]
+	catT              []uint32  // [categorical column][row]
+	super             []uint64
+	superBytes        []byte
+	s                 *scratch
+}
+
+func (w *ctrWalk) floatCol(j int) []float32 { return w.xT[j*w.ns:][:w.ns] }
+func (w *ctrWalk) catCol(j int) []uint32    { return w.catT[j*w.ns:][:w.ns] }
 
 // walkLevel is one level of the trie walk over a super-block's rows:
 // either n >= 0 distinct hashes reps[:n] with ids[d] the index of row d's,
@@ -122,23 +139,22 @@ func newDistinctSet(capacity int) *distinctSet {
 }
 
 // hashRows hashes element n of every row onto the rows' prefix hashes.
-func hashRows(n *trieNode, parent, hashes []uint64, x []float32, cats []uint32, nf, nc int) {
+func (w *ctrWalk) hashRows(n *trieNode, parent, hashes []uint64) {
 	parent = parent[:len(hashes)]
-	col := n.index
 	switch n.kind {
 	case 'c':
-		for d := range hashes {
+		for d, v := range w.catCol(n.index)[:len(hashes)] {
 			// CatBoost widens the 32-bit hash as a signed int.
-			hashes[d] = combineHash(parent[d], uint64(int64(int32(cats[d*nc+col]))))
+			hashes[d] = combineHash(parent[d], uint64(int64(int32(v))))
 		}
 	case 'f':
-		for d := range hashes {
-			hashes[d] = combineHash(parent[d], floatBit(n, x[d*nf+col]))
+		for d, v := range w.floatCol(n.index)[:len(hashes)] {
+			hashes[d] = combineHash(parent[d], uint64(floatBit(n, v)))
 		}
 	default:
-		for d := range hashes {
+		for d, v := range w.catCol(n.index)[:len(hashes)] {
 			var bit uint64
-			if cats[d*nc+col] == n.value {
+			if v == n.value {
 				bit = 1
 			}
 			hashes[d] = combineHash(parent[d], bit)
@@ -146,30 +162,31 @@ func hashRows(n *trieNode, parent, hashes []uint64, x []float32, cats []uint32, 
 	}
 }
 
-func floatBit(n *trieNode, v float32) uint64 {
+// floatBit binarizes v at the element's border, NaN as nanValue.
+func floatBit(n *trieNode, v float32) uint16 {
 	if v != v {
 		v = n.nanValue
 	}
-	var bit uint64
+	var bit uint16
 	if v > n.border {
 		bit = 1
 	}
 	return bit
 }
 
-// hashCatDistinct is hashRows for a categorical element under a level of
-// distinct hashes: every row's hash, then their distinct values, unless
-// there are more than limit of them.
-func hashCatDistinct(n *trieNode, p, c *walkLevel, ns int, cats []uint32, nc, limit int, set *distinctSet) {
-	hashes, pids := c.hashes[:ns], p.ids[:ns]
-	col := n.index
-	for d := range hashes {
-		hashes[d] = combineHash(p.reps[pids[d]], uint64(int64(int32(cats[d*nc+col]))))
+// catDistinct walks a categorical element under a level of distinct
+// hashes: every row's hash, then their distinct values, unless there are
+// more than limit of them.
+func (w *ctrWalk) catDistinct(n *trieNode, p, c *walkLevel) {
+	hashes, pids := c.hashes[:w.ns], p.ids[:w.ns]
+	for d, v := range w.catCol(n.index)[:len(hashes)] {
+		hashes[d] = combineHash(p.reps[pids[d]], uint64(int64(int32(v))))
 	}
 	c.n = -1
-	if limit < 0 {
+	if w.limit == 0 {
 		return
 	}
+	set := w.s.distinct
 	set.gen++
 	if set.gen == 0 {
 		clear(set.stamp)
@@ -183,7 +200,7 @@ func hashCatDistinct(n *trieNode, p, c *walkLevel, ns int, cats []uint32, nc, li
 			i = (i + 1) & mask
 		}
 		if set.stamp[i] != gen {
-			if count == limit {
+			if count == w.limit {
 				return
 			}
 			set.stamp[i], set.keys[i], set.ids[i] = gen, h, uint16(count)
@@ -196,59 +213,152 @@ func hashCatDistinct(n *trieNode, p, c *walkLevel, ns int, cats []uint32, nc, li
 }
 
 // bitDistinct walks a binarized float or one-hot element under a level of
-// distinct hashes: a row's hash is one of two per distinct prefix, so the
-// level's distinct values are the (prefix, bit) pairs, 2*prefix+bit,
-// found without hashing any row. Some pairs may not occur, and cost a
-// wasted lookup; finding which do would cost more, per row, than that.
-// Past limit pairs, every row is hashed instead.
-func bitDistinct(n *trieNode, p, c *walkLevel, ns int, x []float32, cats []uint32, nf, nc, limit int) {
-	pids := p.ids[:ns]
-	col := n.index
-	if 2*p.n > limit {
-		hashes := c.hashes[:ns]
-		if n.kind == 'f' {
-			for d := range hashes {
-				hashes[d] = combineHash(p.reps[pids[d]], floatBit(n, x[d*nf+col]))
-			}
-		} else {
-			for d := range hashes {
-				var bit uint64
-				if cats[d*nc+col] == n.value {
-					bit = 1
-				}
-				hashes[d] = combineHash(p.reps[pids[d]], bit)
-			}
-		}
-		c.n = -1
-		return
-	}
-	ids := c.ids[:ns]
-	if n.kind == 'f' {
-		border, nanValue := n.border, n.nanValue
-		for d := range ids {
-			v := x[d*nf+col]
-			if v != v {
-				v = nanValue
-			}
-			var bit uint16
-			if v > border {
-				bit = 1
-			}
-			ids[d] = 2*pids[d] + bit
-		}
-	} else {
-		for d := range ids {
-			var bit uint16
-			if cats[d*nc+col] == n.value {
-				bit = 1
-			}
-			ids[d] = 2*pids[d] + bit
-		}
-	}
-	for k := range 2 * p.n {
+// distinct hashes, and fills its tables. A row's hash is one of two per
+// distinct prefix, so the level's distinct values are the (prefix, bit)
+// pairs, numbered 2*prefix+bit: they are hashed and looked up before any
+// row is read, and one pass over the rows then finds each row's pair and
+// copies its bins. Some pairs may not occur and cost a wasted lookup;
+// finding which do would cost more, per row, than that.
+func (w *ctrWalk) bitDistinct(n *trieNode, p, c *walkLevel) {
+	ns := w.ns
+	c.n = 2 * p.n
+	for k := range c.n {
 		c.reps[k] = combineHash(p.reps[k>>1], uint64(k&1))
 	}
-	c.n = 2 * p.n
+	// The bins of every packed CTR over the pairs, a table of c.n bytes
+	// each; the first is copied in the pass over the rows.
+	luts, offs := w.s.luts[:0], w.s.lutOffs[:0]
+	plain := false
+	for _, t := range n.tables {
+		if t.packed == nil && t.narrow == nil {
+			plain = true
+			continue
+		}
+		luts = appendLuts(t, c.reps[:c.n], w.s.vals64, luts)
+		for _, o := range t.outs {
+			offs = append(offs, o.off)
+		}
+	}
+	w.s.luts, w.s.lutOffs = luts, offs
+	ids, pids := c.ids[:ns], p.ids[:ns]
+	if len(offs) == 0 || w.superBytes == nil {
+		w.bitIDs(n, pids, ids, 0, ns)
+	} else {
+		lut := luts[:c.n]
+		for blk := 0; blk*blockSize < ns; blk++ {
+			lo, hi := blk*blockSize, min((blk+1)*blockSize, ns)
+			w.bitIDs(n, pids, ids, lo, hi)
+			dst := w.superBytes[(blk*w.stride+offs[0])*8:][:hi-lo]
+			for r, k := range ids[lo:hi] {
+				dst[r] = lut[k]
+			}
+		}
+		luts, offs = luts[c.n:], offs[1:]
+	}
+	for j, off := range offs {
+		w.gather(ids, luts[j*c.n:][:c.n], off)
+	}
+	if plain {
+		for _, t := range n.tables {
+			if t.packed == nil && t.narrow == nil {
+				w.fillLevel(t, c)
+			}
+		}
+	}
+}
+
+// bitIDs numbers rows [lo, hi) by their (prefix, bit) pair.
+func (w *ctrWalk) bitIDs(n *trieNode, pids, ids []uint16, lo, hi int) {
+	pids, ids = pids[lo:hi], ids[lo:hi]
+	if n.kind == 'f' {
+		col := w.floatCol(n.index)[lo:hi]
+		border := n.border
+		// NaN compares false with the border: it takes nanValue's bit
+		// instead.
+		nanBit := floatBit(n, n.nanValue)
+		if useAVX2 {
+			if k := len(ids) &^ 15; k > 0 {
+				pairIDsAVX2(&col[0], &pids[0], &ids[0], k, border, nanBit)
+				col, pids, ids = col[k:], pids[k:], ids[k:]
+			}
+		}
+		for d, v := range col[:len(ids)] {
+			var gt, nan uint16
+			if v > border {
+				gt = 1
+			}
+			if v != v {
+				nan = nanBit
+			}
+			ids[d] = 2*pids[d] + (gt | nan)
+		}
+		return
+	}
+	for d, v := range w.catCol(n.index)[lo:hi][:len(ids)] {
+		var bit uint16
+		if v == n.value {
+			bit = 1
+		}
+		ids[d] = 2*pids[d] + bit
+	}
+}
+
+// appendLuts looks hashes up in a packed or narrow table and appends, per
+// CTR of the table, the bin of each hash, a byte each.
+func appendLuts(t *ctrLookup, hashes, vals []uint64, luts []byte) []byte {
+	n := len(hashes)
+	found := vals[:n]
+	if t.narrow != nil {
+		narrowVals(t, hashes, found)
+	} else {
+		packedVals(t, hashes, found, vals[n:2*n])
+	}
+	for j := range t.outs {
+		sh := uint(8 * j)
+		for _, v := range found {
+			luts = append(luts, byte(v>>sh)&0x7f)
+		}
+	}
+	return luts
+}
+
+// gather writes each row the byte of its id in lut, into the slot at word
+// offset off.
+func (w *ctrWalk) gather(ids []uint16, lut []byte, off int) {
+	if w.superBytes == nil {
+		for d, id := range ids {
+			orBin(w.super, nil, w.stride, off, d, uint64(lut[id]))
+		}
+		return
+	}
+	for blk := 0; blk*blockSize < len(ids); blk++ {
+		dst := w.superBytes[(blk*w.stride+off)*8:][:min(blockSize, len(ids)-blk*blockSize)]
+		for r, id := range ids[blk*blockSize:][:len(dst)] {
+			dst[r] = lut[id]
+		}
+	}
+}
+
+// fillLevel fills the bins of table t's CTRs for the rows of level c.
+func (w *ctrWalk) fillLevel(t *ctrLookup, c *walkLevel) {
+	ns, s := w.ns, w.s
+	switch {
+	case c.n >= 0 && (t.narrow != nil || t.packed != nil):
+		luts := appendLuts(t, c.reps[:c.n], s.vals64, s.luts[:0])
+		s.luts = luts
+		for j, o := range t.outs {
+			w.gather(c.ids[:ns], luts[j*c.n:][:c.n], o.off)
+		}
+	case c.n >= 0:
+		// A table without a packed form (more than seven CTRs, or more
+		// than 127 borders): rare, walked row by row.
+		for d, id := range c.ids[:ns] {
+			c.hashes[d] = c.reps[id]
+		}
+		fillRows(t, c.hashes[:ns], s.vals64[:2*ns], w.super, w.superBytes, w.stride)
+	default:
+		fillRows(t, c.hashes[:ns], s.vals64[:2*ns], w.super, w.superBytes, w.stride)
+	}
 }
 
 // fillRows looks every row's hash up in table t and writes the bins of its
@@ -270,34 +380,6 @@ func fillRows(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes []
 			c := int(row[j])
 			for q := range o.slots {
 				orBin(super, superBytes, stride, o.off+q*blockWords, d, uint64(min(max(c-binMax*q, 0), binMax)))
-			}
-		}
-	}
-}
-
-// fillDistinct looks the level's distinct hashes up in a packed or narrow
-// table and writes each row the bins of its own.
-func fillDistinct(t *ctrLookup, c *walkLevel, ns int, vals []uint64, super []uint64, superBytes []byte, stride int) {
-	reps := c.reps[:c.n]
-	found := vals[:len(reps)]
-	if t.narrow != nil {
-		narrowVals(t, reps, found)
-	} else {
-		packedVals(t, reps, found, vals[len(reps):2*len(reps)])
-	}
-	ids := c.ids[:ns]
-	for j, o := range t.outs {
-		sh := uint(8 * j)
-		if superBytes == nil {
-			for d, id := range ids {
-				orBin(super, nil, stride, o.off, d, found[id]>>sh&0x7f)
-			}
-			continue
-		}
-		for blk := 0; blk*blockSize < ns; blk++ {
-			dst := superBytes[(blk*stride+o.off)*8:][:min(blockSize, ns-blk*blockSize)]
-			for r, id := range ids[blk*blockSize:][:len(dst)] {
-				dst[r] = byte(found[id]>>sh) & 0x7f
 			}
 		}
 	}

@@ -115,7 +115,10 @@ type scratch struct {
 	superBytes []byte
 	levels     []walkLevel
 	distinct   *distinctSet
-	remap      []int32
+	xT         []float32
+	catT       []uint32
+	luts       []byte
+	lutOffs    []int
 	vals64     []uint64
 }
 
@@ -248,11 +251,13 @@ func (m *NativeModel) getScratch() *scratch {
 		span := superBlocks * blockSize
 		s.levels = make([]walkLevel, m.cat.maxDepth+1)
 		for i := range s.levels {
-			s.levels[i] = walkLevel{ids: make([]uint16, span), reps: make([]uint64, span), hashes: make([]uint64, span)}
+			// A binarized element's level has up to two distinct hashes per row.
+			s.levels[i] = walkLevel{ids: make([]uint16, span), reps: make([]uint64, 2*span), hashes: make([]uint64, span)}
 		}
 		s.distinct = newDistinctSet(span)
-		s.remap = make([]int32, 2*span)
-		s.vals64 = make([]uint64, 2*superBlocks*blockSize)
+		s.xT = make([]float32, m.numFeatures*span)
+		s.catT = make([]uint32, m.cat.numCat*span)
+		s.vals64 = make([]uint64, 4*span)
 		s.super = make([]uint64, superBlocks*len(s.bins))
 		if littleEndian {
 			// fillCat writes bins a byte per row.

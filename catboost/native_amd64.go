@@ -51,3 +51,9 @@ func quantizeColumn(x *float32, stride, n int, table *float32, kind, max int, ds
 //
 //go:noescape
 func evalTreesAVX2(bins *byte, trees *vecTree, ntrees int, splits *vecSplit, leaves *float64, idx *byte, sums *float64, groups int)
+
+// pairIDsAVX2 is bitIDs' loop for a binarized float over n rows, a
+// multiple of 16; see native_amd64.s.
+//
+//go:noescape
+func pairIDsAVX2(x *float32, pids *uint16, ids *uint16, n int, border float32, nanBit uint16)

@@ -526,3 +526,51 @@ leaf:
 edone:
 	VZEROUPPER
 	RET
+
+// func pairIDsAVX2(x *float32, pids *uint16, ids *uint16, n int, border float32, nanBit uint16)
+//
+// ids[i] = 2*pids[i] + bit, for i < n (a multiple of 16), where bit is
+// x[i] > border, or nanBit for a NaN x[i]: the (prefix, bit) pair numbers
+// of bitIDs, 16 rows per iteration. GT_OQ (0x1e) is false for NaN, so the
+// NaN rows get only nanBit; the two halves' comparison results, 0 or -1
+// per float, pack into 16 words in row order after VPERMQ 0xD8 (VPACKSSDW
+// interleaves the 128-bit lanes).
+TEXT ·pairIDsAVX2(SB), NOSPLIT, $0-38
+	MOVQ x+0(FP), SI
+	MOVQ pids+8(FP), BX
+	MOVQ ids+16(FP), DI
+	MOVQ n+24(FP), CX
+	VBROADCASTSS border+32(FP), Y15
+	MOVWLZX nanBit+36(FP), AX
+	VMOVD AX, X14
+	VPBROADCASTW X14, Y14
+	VPCMPEQW Y13, Y13, Y13
+	VPSRLW $15, Y13, Y13
+pairloop:
+	CMPQ CX, $16
+	JLT pairdone
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VCMPPS $0x1e, Y15, Y0, Y2
+	VCMPPS $0x1e, Y15, Y1, Y3
+	VCMPPS $3, Y0, Y0, Y4
+	VCMPPS $3, Y1, Y1, Y5
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSDW Y5, Y4, Y4
+	VPERMQ $0xd8, Y2, Y2
+	VPERMQ $0xd8, Y4, Y4
+	VPAND Y13, Y2, Y2
+	VPAND Y14, Y4, Y4
+	VPOR Y4, Y2, Y2
+	VMOVDQU (BX), Y6
+	VPADDW Y6, Y6, Y6
+	VPADDW Y2, Y6, Y6
+	VMOVDQU Y6, (DI)
+	ADDQ $64, SI
+	ADDQ $32, BX
+	ADDQ $32, DI
+	SUBQ $16, CX
+	JMP pairloop
+pairdone:
+	VZEROUPPER
+	RET

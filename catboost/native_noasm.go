@@ -18,3 +18,7 @@ func quantizeColumn(x *float32, stride, n int, table *float32, kind, max int, ds
 func evalTreesAVX2(bins *byte, trees *vecTree, ntrees int, splits *vecSplit, leaves *float64, idx *byte, sums *float64, groups int) {
 	panic("catboost: evalTreesAVX2 without assembly")
 }
+
+func pairIDsAVX2(x *float32, pids *uint16, ids *uint16, n int, border float32, nanBit uint16) {
+	panic("catboost: pairIDsAVX2 without assembly")
+}

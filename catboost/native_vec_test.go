@@ -178,3 +178,36 @@ func TestVecLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestPairIDsAVX2 checks the AVX2 loop of bitIDs against the Go one on
+// floats around the border, NaN and infinities, for either NaN bit.
+func TestPairIDsAVX2(t *testing.T) {
+	if !vecAvailable() {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 16 * 9
+	border := float32(0.25)
+	specials := []float32{border, math.Nextafter32(border, 1), math.Nextafter32(border, -1), float32(math.NaN()),
+		float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1))}
+	x := make([]float32, n)
+	pids := make([]uint16, n)
+	for i := range x {
+		if i%3 == 0 {
+			x[i] = specials[rng.IntN(len(specials))]
+		} else {
+			x[i] = float32(rng.NormFloat64())
+		}
+		pids[i] = uint16(rng.IntN(1 << 14))
+	}
+	for _, nanValue := range []float32{-1, 1} {
+		node := &trieNode{kind: 'f', border: border, nanValue: nanValue}
+		got := make([]uint16, n)
+		pairIDsAVX2(&x[0], &pids[0], &got[0], n, border, floatBit(node, nanValue))
+		for i, v := range x {
+			if want := 2*pids[i] + floatBit(node, v); got[i] != want {
+				t.Fatalf("nanValue %v: row %d (x=%v, pid %d): id %d, want %d", nanValue, i, v, pids[i], got[i], want)
+			}
+		}
+	}
+}
