@@ -2,6 +2,7 @@ package catboost
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -11,7 +12,8 @@ import (
 // set PYFEAT_CAT_BENCH_MODEL to the model's JSON export and
 // PYFEAT_CAT_BENCH_ROWS to the common prefix of ROWS.floats.f32 and
 // ROWS.cats.u32 (skipped otherwise). It reports the process's CPU time per
-// call too: on a shared machine that is steadier than the wall time.
+// call too (of all threads): on a shared machine that is steadier than the
+// wall time.
 func BenchmarkCatModel(b *testing.B) {
 	model, rows := os.Getenv("PYFEAT_CAT_BENCH_MODEL"), os.Getenv("PYFEAT_CAT_BENCH_ROWS")
 	if model == "" || rows == "" {
@@ -32,14 +34,17 @@ func BenchmarkCatModel(b *testing.B) {
 	}
 	n := len(cats) / m.NumCatFeatures()
 	out := make([]float64, n*m.Dimensions())
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for range b.N {
-		if err := m.PredictRawCat(x, cats, n, out, 1); err != nil {
-			b.Fatal(err)
-		}
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if err := m.PredictRawCat(x, cats, n, out, threads); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func cpuTime() int64 {

@@ -645,13 +645,14 @@ func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []flo
 	if n == 0 {
 		return nil
 	}
-	// Super-blocks of up to superBlocks blocks, but enough of them to
-	// keep every thread busy.
+	// Super-blocks as big as they go, up to superBlocks blocks, but one
+	// per thread: the bigger a super-block, the fewer passes over the CTR
+	// tables and the fewer distinct values per row (see fillCat).
 	blocks := (n + blockSize - 1) / blockSize
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	per := min(max(blocks/(2*threads), 1), superBlocks)
+	per := min((blocks+threads-1)/threads, superBlocks)
 	units := (blocks + per - 1) / per
 	return m.run(units*blockSize, threads, func(u int, s *scratch) {
 		m.predictSuperBlock(x, cats, n, u*per, min(per, blocks-u*per), out, s, useAVX2)
