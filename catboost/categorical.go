@@ -41,12 +41,16 @@ type catModel struct {
 	// order: combinations sharing a prefix share its hashes, computed once.
 	trie     []trieNode
 	maxDepth int
+	// cost[i] is an estimate of the work of walking nodes [0, i) of the
+	// trie, to split it into ranges of equal work (see chunks).
+	cost []int
 }
 
 // trieNode is one element of a combination, hashed onto its parent's
 // hashes (level depth-1) into level depth; tables are the CTR tables of the
 // combination that ends here.
 type trieNode struct {
+	parent   int // index in the trie; -1 under the root
 	depth    int
 	kind     byte // 'c', 'f' or 'o' as in projElem
 	index    int  // cat feature, or float column
@@ -652,10 +656,70 @@ func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []flo
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
+	if threads > 1 && blocks > 1 && blocks <= superBlocks {
+		return m.predictShared(x, cats, n, out, threads)
+	}
 	per := min((blocks+threads-1)/threads, superBlocks)
 	units := (blocks + per - 1) / per
-	return m.run(units*blockSize, threads, func(u int, s *scratch) {
+	return m.runUnits(units, threads, func(u int, s *scratch) {
 		m.predictSuperBlock(x, cats, n, u*per, min(per, blocks-u*per), out, s, useAVX2)
+	})
+}
+
+// predictShared is predictSuperBlock for n rows that fit one super-block,
+// on several goroutines sharing it: first the float features and the
+// columns block by block, then the CTR walk split by ranges of the trie,
+// then the trees block by block. Split by rows instead, every goroutine
+// would walk every CTR table, and find the same distinct values: the walk
+// would take about as long on two as on one.
+func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []float64, threads int) error {
+	shared := m.getScratch()
+	defer m.scratch.Put(shared)
+	stride := m.numSlots * blockWords
+	blocks := (n + blockSize - 1) / blockSize
+	super := shared.super[:blocks*stride]
+	vec := useAVX2
+	// onBlock runs f with s's bins the super-block's block b.
+	onBlock := func(s *scratch, b int, f func()) {
+		own, ownBytes := s.bins, s.binBytes
+		defer func() { s.bins, s.binBytes = own, ownBytes }()
+		s.bins = super[b*stride : (b+1)*stride]
+		if shared.superBytes != nil {
+			s.binBytes = shared.superBytes[b*stride*8 : (b+1)*stride*8]
+		}
+		f()
+	}
+	err := m.runUnits(blocks, threads, func(b int, s *scratch) {
+		r0 := b * blockSize
+		nb := min(blockSize, n-r0)
+		onBlock(s, b, func() {
+			rows := x[r0*m.numFeatures : (r0+nb)*m.numFeatures]
+			if vec {
+				m.quantizeVec(rows, nb, s)
+			} else {
+				m.quantize(rows, nb, s.bins, s.vals, s.counts)
+			}
+		})
+		w := m.walker(n, super, shared.superBytes, shared, s)
+		w.prepare(x, cats, r0, r0+nb)
+	})
+	if err != nil {
+		return err
+	}
+	// More ranges than goroutines, handed out as they finish, so that a
+	// slow one does not hold up the rest; each range recomputes its
+	// ancestors' levels, a few passes over the rows.
+	bounds := m.cat.chunks(4 * threads)
+	err = m.runUnits(len(bounds)-1, threads, func(k int, s *scratch) {
+		w := m.walker(n, super, shared.superBytes, shared, s)
+		w.walk(bounds[k], bounds[k+1])
+	})
+	if err != nil {
+		return err
+	}
+	return m.runUnits(blocks, threads, func(b int, s *scratch) {
+		r0 := b * blockSize
+		onBlock(s, b, func() { m.evalBlock(r0, min(blockSize, n-r0), out, s, vec) })
 	})
 }
 
@@ -731,13 +795,33 @@ func (cm *catModel) buildTrie() {
 		at.n.tables = append(at.n.tables, p.tables...)
 		cm.maxDepth = max(cm.maxDepth, len(elems))
 	}
-	var walk func(at *node)
-	walk = func(at *node) {
+	var walk func(at *node, parent int)
+	walk = func(at *node, parent int) {
 		for _, k := range at.order {
 			c := at.children[k]
+			c.n.parent = parent
 			cm.trie = append(cm.trie, c.n)
-			walk(c)
+			walk(c, len(cm.trie)-1)
 		}
 	}
-	walk(root)
+	walk(root, -1)
+	// A node costs a pass over the rows, and each table a lookup per
+	// distinct value and a copy per row.
+	cm.cost = make([]int, len(cm.trie)+1)
+	for i, n := range cm.trie {
+		cm.cost[i+1] = cm.cost[i] + 1 + 2*len(n.tables)
+	}
+}
+
+// chunks splits the trie into k ranges of about equal cost: range j is
+// nodes [b[j], b[j+1]).
+func (cm *catModel) chunks(k int) []int {
+	k = max(min(k, len(cm.trie)), 1)
+	b := make([]int, k+1)
+	total := cm.cost[len(cm.trie)]
+	for j := 1; j < k; j++ {
+		b[j], _ = slices.BinarySearch(cm.cost, j*total/k)
+	}
+	b[k] = len(cm.trie)
+	return b
 }

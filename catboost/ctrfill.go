@@ -29,20 +29,33 @@ const _ = uint16(superBlocks*blockSize - 1)
 // trie level, each row's index into the level's distinct hashes, and
 // looks each distinct hash up once; a row then costs a byte copied from a
 // small array instead of a lookup into a table of up to megabytes. A level
-// with more distinct hashes than ns/dedupShare (a seller id, a city) is
+// with too many distinct hashes (a seller id, a city; see distinctPct) is
 // walked row by row, as are the levels under it.
 func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64, superBytes []byte, s *scratch) {
-	cm := m.cat
-	nf, nc := m.numFeatures, cm.numCat
-	w := ctrWalk{ns: ns, stride: m.numSlots * blockWords, super: super, superBytes: superBytes, s: s,
-		xT: s.xT[:nf*ns], catT: s.catT[:nc*ns],
+	w := m.walker(ns, super, superBytes, s, s)
+	w.prepare(x, cats, 0, ns)
+	w.walk(0, len(m.cat.trie))
+}
+
+// walker sets up a walk over a super-block of ns rows: shared holds the
+// super-block's columns (see prepare), own the walk's levels.
+func (m *NativeModel) walker(ns int, super []uint64, superBytes []byte, shared, own *scratch) ctrWalk {
+	return ctrWalk{cm: m.cat, ns: ns, stride: m.numSlots * blockWords, super: super, superBytes: superBytes, s: own,
+		xT: shared.xT[:m.numFeatures*ns], catT: shared.catT[:m.cat.numCat*ns],
 		limit: min(ns*distinctPct/100, ns), pairLimit: min(ns*pairPct/100, 2*ns)}
-	nblk := (ns + blockSize - 1) / blockSize
-	for b := range nblk {
-		clear(super[b*w.stride+cm.firstSlot*blockWords : (b+1)*w.stride])
+}
+
+// prepare readies rows [lo, hi) of the super-block (lo a block's first
+// row; x and cats are the super-block's rows): clears their categorical
+// slots, copies their values into columns, so that an element's pass over
+// the rows reads one run, and sets their one-hot bins.
+func (w *ctrWalk) prepare(x []float32, cats []uint32, lo, hi int) {
+	cm, ns := w.cm, w.ns
+	nf, nc := len(w.xT)/ns, cm.numCat
+	for b := lo / blockSize; b*blockSize < hi; b++ {
+		clear(w.super[b*w.stride+cm.firstSlot*blockWords : (b+1)*w.stride])
 	}
-	// Columns, so that an element's pass over the rows reads one run.
-	for d := range ns {
+	for d := lo; d < hi; d++ {
 		for j, v := range x[d*nf : (d+1)*nf] {
 			w.xT[j*ns+d] = v
 		}
@@ -51,36 +64,62 @@ func (m *NativeModel) fillCat(x []float32, cats []uint32, ns int, super []uint64
 		}
 	}
 	for _, oh := range cm.oneHot {
-		for d, v := range w.catCol(oh.cat) {
+		for d, v := range w.catCol(oh.cat)[lo:hi] {
 			if v == oh.value {
-				orBin(super, superBytes, w.stride, oh.off, d, 1)
+				orBin(w.super, w.superBytes, w.stride, oh.off, lo+d, 1)
 			}
 		}
 	}
-	lv := s.levels
+}
+
+// walk visits trie nodes [lo, hi) and fills their tables' bins, after
+// computing the levels of lo's ancestors (without their tables): a range
+// of the trie can be walked on its own, by its own goroutine.
+func (w *ctrWalk) walk(lo, hi int) {
+	lv := w.s.levels
 	// The root: every row has the empty combination, hash 0.
 	lv[0].n, lv[0].reps[0] = 1, 0
-	clear(lv[0].ids[:ns])
-	for i := range cm.trie {
-		n := &cm.trie[i]
-		p, c := &lv[n.depth-1], &lv[n.depth]
-		switch {
-		case p.n < 0:
-			w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
-			c.n = -1
-		case n.kind == 'c':
-			w.catDistinct(n, p, c)
-		case 2*p.n > w.pairLimit:
-			// Too many (prefix, bit) pairs: hash every row.
-			for d, id := range p.ids[:ns] {
-				p.hashes[d] = p.reps[id]
-			}
-			w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
-			c.n = -1
-		default:
-			w.bitDistinct(n, p, c)
-			continue
+	clear(lv[0].ids[:w.ns])
+	if lo >= hi {
+		return
+	}
+	w.ancestors(w.cm.trie[lo].parent)
+	for i := lo; i < hi; i++ {
+		w.visit(&w.cm.trie[i], true)
+	}
+}
+
+func (w *ctrWalk) ancestors(i int) {
+	if i < 0 {
+		return
+	}
+	w.ancestors(w.cm.trie[i].parent)
+	w.visit(&w.cm.trie[i], false)
+}
+
+// visit computes node n's level from its parent's and, with fill, the
+// bins of its tables' CTRs.
+func (w *ctrWalk) visit(n *trieNode, fill bool) {
+	ns, lv := w.ns, w.s.levels
+	p, c := &lv[n.depth-1], &lv[n.depth]
+	switch {
+	case p.n < 0:
+		w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
+		c.n = -1
+	case n.kind == 'c':
+		w.catDistinct(n, p, c)
+	case 2*p.n > w.pairLimit:
+		// Too many (prefix, bit) pairs: hash every row.
+		for d, id := range p.ids[:ns] {
+			p.hashes[d] = p.reps[id]
 		}
+		w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
+		c.n = -1
+	default:
+		w.bitDistinct(n, p, c, fill)
+		return
+	}
+	if fill {
 		for _, t := range n.tables {
 			w.fillLevel(t, c)
 		}
@@ -96,6 +135,7 @@ var distinctPct, pairPct = 50, 50
 
 // ctrWalk is fillCat's state over one super-block of ns rows.
 type ctrWalk struct {
+	cm                *catModel
 	ns, stride       int
 	limit, pairLimit int       // see distinctPct and pairPct
 	xT               []float32 // [float column][row]
@@ -223,11 +263,15 @@ func (w *ctrWalk) catDistinct(n *trieNode, p, c *walkLevel) {
 // row is read, and one pass over the rows then finds each row's pair and
 // copies its bins. Some pairs may not occur and cost a wasted lookup;
 // finding which do would cost more, per row, than that.
-func (w *ctrWalk) bitDistinct(n *trieNode, p, c *walkLevel) {
+func (w *ctrWalk) bitDistinct(n *trieNode, p, c *walkLevel, fill bool) {
 	ns := w.ns
 	c.n = 2 * p.n
 	for k := range c.n {
 		c.reps[k] = combineHash(p.reps[k>>1], uint64(k&1))
+	}
+	if !fill {
+		w.bitIDs(n, p.ids[:ns], c.ids[:ns], 0, ns)
+		return
 	}
 	// The bins of every packed CTR over the pairs, a table of c.n bytes
 	// each; the first is copied in the pass over the rows.

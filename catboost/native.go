@@ -184,7 +184,11 @@ func (m *NativeModel) PredictRaw(x []float32, n int, out []float64, threads int)
 // worker does not hold up the others; each block writes only its own rows
 // of the output.
 func (m *NativeModel) run(n, threads int, block func(b int, s *scratch)) error {
-	blocks := (n + blockSize - 1) / blockSize
+	return m.runUnits((n+blockSize-1)/blockSize, threads, block)
+}
+
+// runUnits is run for units of work 0 to blocks-1 of any kind.
+func (m *NativeModel) runUnits(blocks, threads int, block func(b int, s *scratch)) error {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
