@@ -135,7 +135,7 @@ var distinctPct, pairPct = 50, 50
 
 // ctrWalk is fillCat's state over one super-block of ns rows.
 type ctrWalk struct {
-	cm                *catModel
+	cm               *catModel
 	ns, stride       int
 	limit, pairLimit int       // see distinctPct and pairPct
 	xT               []float32 // [float column][row]
