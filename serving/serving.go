@@ -44,9 +44,9 @@ func Predict(m catboost.Model, x []float32, rows, cols int, threads int, out []f
 // tm, when not nil, receives where the time went.
 //
 // m takes the numeric columns, or the numeric columns and then the
-// categorical ones (a model trained with them as cat_features): then each
-// block's categorical ids are hashed as CatBoost hashes their decimal
-// strings and scored with the block's rows.
+// categorical ones (a model trained with them as cat_features): then the
+// categorical ids are hashed as CatBoost hashes their decimal strings and
+// the request is scored once its features are all computed.
 func Rank(m catboost.Model, user *features.Pending, items features.Items, c *features.Candidates,
 	threads int, featuresOut []float32, catOut []int64, scores []float64, order []int64, tm *Timings) error {
 	n := items.Len()
@@ -70,9 +70,10 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 	sc := getRankScratch(n)
 	defer rankScratchPool.Put(sc)
 	raw, idx := sc.raw[:n], sc.idx[:n]
-	// Each block of rows is scored by the goroutine that computed it, while
-	// the rows are still in its cache; without a features buffer the
-	// request's feature matrix is never held in memory at once.
+	// A numeric model's blocks of rows are scored by the goroutine that
+	// computed them, while the rows are still in its cache; without a
+	// features buffer the request's feature matrix is never held in memory
+	// at once.
 	var ftm *features.Timings
 	if tm != nil {
 		ftm = &tm.Timings
@@ -83,23 +84,41 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 			return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
 		}
 		err = features.ComputeBlocksTimed(user, items, c, threads, featuresOut, nil, score, ftm)
-	} else {
-		var hashed []uint32
-		if cm != nil {
-			hashed = sc.hashes(n * features.NumCatFeatures)
-		}
-		score := func(start, end int, rows []float32, cats []int64) error {
+	} else if cm == nil {
+		// A numeric model on a request whose categorical columns are wanted.
+		score := func(start, end int, rows []float32, _ []int64) error {
 			faults.Point("rank-sink")
-			if cm == nil {
-				return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
-			}
-			h := hashed[start*features.NumCatFeatures : end*features.NumCatFeatures]
-			for i, v := range cats {
-				h[i] = hashID(v)
-			}
-			return pferr.AsModel(cm.PredictRawCat(rows, h, end-start, raw[start:end], 1))
+			return pferr.AsModel(m.PredictRaw(rows, end-start, raw[start:end], 1))
 		}
 		err = features.ComputeAllTimed(user, items, c, threads, featuresOut, nil, catOut, score, ftm)
+	} else {
+		// A categorical model scores the whole request at once, after the
+		// features: its CTR tables are then walked once for all the rows,
+		// by all the threads (see catboost.PredictRawCat), not once per
+		// block of rows, and the rows share their combinations' lookups.
+		rows, cats := featuresOut, catOut
+		if rows == nil {
+			rows = sc.floats(n * features.NumFeatures)
+		}
+		if cats == nil {
+			cats = sc.ids(n * features.NumCatFeatures)
+		}
+		if err = features.ComputeAllTimed(user, items, c, threads, rows, nil, cats, nil, ftm); err != nil {
+			return err
+		}
+		var t0 time.Time
+		if tm != nil {
+			t0 = time.Now()
+		}
+		faults.Point("rank-sink")
+		hashed := sc.hashes(n * features.NumCatFeatures)
+		for i, v := range cats {
+			hashed[i] = hashID(v)
+		}
+		err = pferr.AsModel(cm.PredictRawCat(rows, hashed, n, raw, features.Threads(threads)))
+		if tm != nil {
+			tm.Score = int64(time.Since(t0))
+		}
 	}
 	if err != nil {
 		return err
@@ -254,16 +273,24 @@ func b2i(b bool) int {
 type rankScratch struct {
 	raw []float64
 	idx []int64
-	cat []uint32 // hashed categorical values, for categorical models
+	// For categorical models: the request's feature rows, categorical ids
+	// and their hashes.
+	rows   []float32
+	catIDs []int64
+	cat    []uint32
 }
 
-// hashes is a buffer of n hashes, the scratch's own.
-func (s *rankScratch) hashes(n int) []uint32 {
-	if cap(s.cat) < n {
-		s.cat = make([]uint32, n)
+// grow returns buf with length n, reallocated if it is too small.
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
 	}
-	return s.cat[:n]
+	return (*buf)[:n]
 }
+
+func (s *rankScratch) hashes(n int) []uint32  { return grow(&s.cat, n) }
+func (s *rankScratch) floats(n int) []float32 { return grow(&s.rows, n) }
+func (s *rankScratch) ids(n int) []int64      { return grow(&s.catIDs, n) }
 
 var rankScratchPool = sync.Pool{New: func() any { return new(rankScratch) }}
 

@@ -32,6 +32,29 @@ def ranker(small_model_json):
     return pyfeat.Ranker(small_model_json)
 
 
+@pytest.fixture(scope="module")
+def cat_ranker(world, tmp_path_factory):
+    """A small model trained with the categorical columns as cat_features:
+    rank scores it after the features, not in their blocks."""
+    import pandas as pd
+    from catboost import CatBoostRegressor, Pool
+
+    req = world.request(7, 600)
+    f = pyfeat.FeatureEngine().compute_all(req.user_blob, list(req.item_blobs), req.candidates)
+    X = pd.DataFrame(f.numeric, columns=pyfeat.feature_names())
+    cat_names = pyfeat.categorical_feature_names()
+    for j, name in enumerate(cat_names):
+        X[name] = f.categorical[:, j]
+    y = np.random.default_rng(1).normal(size=len(X))
+    m = CatBoostRegressor(iterations=20, depth=4, verbose=False, allow_writing_files=False, thread_count=1)
+    m.fit(Pool(X, y, cat_features=cat_names))
+    path = tmp_path_factory.mktemp("cat") / "cat.json"
+    m.save_model(str(path), format="json")
+    with pyfeat.Ranker(path) as r:
+        assert r.model.n_cat_features == len(cat_names)
+        yield r
+
+
 def serve(cache, ranker, store, req, **kw):
     """The serving recipe: look up, fetch the missing records, rank."""
     with cache.lookup(req.item_ids) as items:
@@ -168,7 +191,9 @@ def test_eight_threads_keep_the_cache_under_its_bound(world, store, ranker):
     assert peak[0] <= bound and s["bytes"] <= bound and s["evictions"] > 0, s
 
 
-def test_timings_add_up_to_the_wall_time(world, ranker):
+@pytest.mark.parametrize("model", ["numeric", "categorical"])
+def test_timings_add_up_to_the_wall_time(world, model, request):
+    ranker = request.getfixturevalue("ranker" if model == "numeric" else "cat_ranker")
     req = world.request(50, 3000)
     user, blobs, cands = req.user_blob, list(req.item_blobs), req.candidates  # (properties: computed per access)
     for _ in range(3):
