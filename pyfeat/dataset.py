@@ -37,6 +37,16 @@ is 0. Events whose request id is not in the logs (the events of other log
 files, say) or whose item was not among the request's candidates are
 counted and reported in a warning, never dropped silently.
 
+Repeated requests
+-----------------
+A request id yields its rows once: the first record of each id (logs in
+the order given, then byte offset) is replayed and joined to the events. A
+later record with the same id and identical bytes (the same header: payload
+length and CRC-32) is dropped, counted (``duplicate_records``) and reported
+in a warning. One with other contents raises :class:`DatasetError` naming
+the id and both places; with ``on_corrupt="skip"`` it is dropped, counted
+(``conflicting_records``) and warned about, and the first is kept.
+
 Resources
 ---------
 The log is streamed: the parent walks the record headers and hands out
@@ -50,7 +60,9 @@ directory, renamed over the output only when complete: a failure never
 leaves a partial file. Workers die with the parent (a parent-death signal),
 however it ends; SIGTERM cleans up like Ctrl-C. A run killed with SIGKILL
 leaves its temporary file ``.OUT.<random>.tmp``: the next run for the same
-OUT removes it (runs in progress hold a lock on theirs, which is kept).
+OUT removes it (runs in progress hold a lock on theirs, which is kept). The
+parent keeps each distinct request id and the place of its first record
+(~150 bytes a request), for the repeats above.
 """
 
 from __future__ import annotations

@@ -14,20 +14,25 @@ machine cannot replay in time (``pip install pyfeat[spark]``).
    length, checksum), cached; header damage and torn tails come back as
    rows, and the driver reports them as the CLI does (or raises, before
    anything is written).
-2. **Events join, per request.** The events (a CSV in the CLI's format or
+2. **Repeated requests.** A window per request id, ordered by (file,
+   offset), keeps the first record of each id, as the CLI does (logs in
+   the order given, a glob's matches in path order); the driver gets the
+   counts of the later ones (identical or not) and the first of each kind,
+   never the ids, and warns or raises with the CLI's words.
+3. **Events join, per request.** The events (a CSV in the CLI's format or
    a DataFrame ``request_id, item_id, event``) are reduced in Spark to one
    row per request (its ``(item_id, label)`` pairs) and joined to the index
    by request id (a full outer join: events of unknown requests are
    counted, never lost). Joining before the features are computed shuffles
    ~100 bytes per request instead of ~300 bytes per candidate row.
-3. **Features.** The joined index is range-partitioned by (file, offset),
+4. **Features.** The joined index is range-partitioned by (file, offset),
    so each task reads a contiguous stretch of a log, and replayed by
    ``mapInArrow``: each Python worker loads the Go library on first use
    (after PySpark's daemon forked it; the daemon never loads it), replays
    each request with :func:`pyfeat.dataset.replay_record` (the CLI
    workers' function), labels it with numpy and emits Arrow record batches
    column by column: no Python loop over rows.
-4. **Output.** Spark's own writer and commit protocol (``mode("overwrite")``
+5. **Output.** Spark's own writer and commit protocol (``mode("overwrite")``
    on ``out``): files of failed or speculative task attempts are discarded,
    a rerun replaces the whole directory; nothing is written outside it.
    Spark's Parquet writer does not carry pyfeat's key-value metadata, so
