@@ -134,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay request logs into a Parquet training file",
         description="Replay request logs (pyfeat.RequestLog) through the feature library, join the labels "
         "from an events CSV (request_id,item_id,event with event click or contact; label 0 none, 1 click, "
-        "2 contact) and write Parquet: request_id, item_id, label, one float32 column per numeric feature and one int64 column per categorical feature.",
+        "2 contact) and write Parquet: request_id, item_id, label, one float32 column per numeric feature and one int64 column per categorical feature. "
+        "A request id repeated in the logs (a retried write, a copied log) is used once: a repeat with identical "
+        "bytes is dropped with a warning; one with other contents is an error (with --skip-corrupt the first, in "
+        "file order then offset, is kept, with a warning).",
     )
     p.add_argument("--requests", nargs="+", required=True, metavar="LOG", help="request log files, in time order")
     p.add_argument("--events", metavar="EVENTS.csv", help="events CSV; without it every label is 0")
@@ -144,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (default: one per core; 0: in this process)")
     p.add_argument("--threads", type=_positive_int, default=None, help="feature threads per worker")
     p.add_argument("--skip-corrupt", action="store_true",
-                   help="skip corrupt records before the end of a log (warned and counted) instead of stopping")
+                   help="skip corrupt records before the end of a log, and records that reuse a request id with "
+                   "other contents (warned and counted) instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--spark", metavar="MASTER", default=None,
                    help="build on Apache Spark with this master (local[4], yarn, spark://host:7077, ...); "

@@ -37,6 +37,16 @@ is 0. Events whose request id is not in the logs (the events of other log
 files, say) or whose item was not among the request's candidates are
 counted and reported in a warning, never dropped silently.
 
+Repeated requests
+-----------------
+A request id yields its rows once: the first record of each id (logs in
+the order given, then byte offset) is replayed and joined to the events. A
+later record with the same id and identical bytes (the same header: payload
+length and CRC-32) is dropped, counted (``duplicate_records``) and reported
+in a warning. One with other contents raises :class:`DatasetError` naming
+the id and both places; with ``on_corrupt="skip"`` it is dropped, counted
+(``conflicting_records``) and warned about, and the first is kept.
+
 Resources
 ---------
 The log is streamed: the parent walks the record headers and hands out
@@ -50,7 +60,9 @@ directory, renamed over the output only when complete: a failure never
 leaves a partial file. Workers die with the parent (a parent-death signal),
 however it ends; SIGTERM cleans up like Ctrl-C. A run killed with SIGKILL
 leaves its temporary file ``.OUT.<random>.tmp``: the next run for the same
-OUT removes it (runs in progress hold a lock on theirs, which is kept).
+OUT removes it (runs in progress hold a lock on theirs, which is kept). The
+parent keeps each distinct request id and the place of its first record
+(~150 bytes a request), for the repeats above.
 """
 
 from __future__ import annotations
@@ -76,11 +88,13 @@ from ._engine import FEATURE_NAMES_KEY, SPEC_HASH_KEY, compute_prepared_all
 from ._inputs import threads_arg
 from .errors import InputError, PyfeatError
 from .requestlog import (
+    REC_HEADER_SIZE,
     LogFormatError,
     PayloadChecksumError,
     ReadStats,
     RecordRef,
     RequestLogWarning,
+    _parse_header,
     read_record,
     scan_log,
 )
@@ -146,6 +160,8 @@ class DatasetStats:
     events_unknown_request: int = 0
     unknown_request_ids: int = 0
     events_unknown_item: int = 0
+    duplicate_records: int = 0  # records repeating an earlier one byte for byte: not used
+    conflicting_records: int = 0  # records reusing an earlier one's request id, other contents (on_corrupt="skip")
     tail_bytes_skipped: int = 0
     corrupt_records: int = 0
     corrupt_bytes_skipped: int = 0
@@ -156,6 +172,91 @@ class DatasetStats:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+# ------------------------------------------------------------ repeated requests
+
+# (request id, path, offset, path of the first record, its offset): a record
+# whose request id an earlier one (file order, then offset) already has.
+Repeat = tuple[str, str, int, str, int]
+
+
+def conflict_error(r: Repeat) -> DatasetError:
+    """The error for two different records under one request id (the same
+    words from every builder: the CLI's and pyfeat.spark's)."""
+    rid, path, offset, first_path, first_offset = r
+    return DatasetError(
+        f"request id {rid} is logged twice with different contents: {first_path} at byte offset {first_offset} "
+        f"and {path} at byte offset {offset}; its events cannot be told apart (pass on_corrupt='skip' "
+        "(--skip-corrupt) to keep the first record, in file order then offset, and skip the other)"
+    )
+
+
+def warn_repeated_records(stats: DatasetStats, n_records: int, identical: Repeat | None,
+                          conflicting: Repeat | None) -> None:
+    """Warn about the records that repeat a request id already read (the
+    same words from every builder); ``identical`` and ``conflicting`` are
+    the first of each kind in file order, then offset."""
+    for n, first, what, tail in (
+        (stats.duplicate_records, identical, "repeat a request id already read, with identical bytes",
+         "they are not used"),
+        (stats.conflicting_records, conflicting, "reuse a request id already read, with different contents",
+         "only the first record of each id is used (its events may be the other's)"),
+    ):
+        if n and first is not None:
+            rid, path, offset, first_path, first_offset = first
+            warnings.warn(
+                f"{n} of {n_records} logged records {what} (e.g. {rid}: {path} at byte offset {offset}, "
+                f"first at {first_path} byte offset {first_offset}); {tail}",
+                DatasetWarning, 3,
+            )
+
+
+class _FirstRecords:
+    """Keeps the first record of each request id (file order, then offset)
+    as the logs are walked; a later record with the same id is dropped:
+    counted when its header equals the first's (same payload length and
+    CRC-32: the same bytes, by the standard every record is read by), an
+    error (or with on_corrupt="skip", counted) when it differs.
+
+    Memory: one dict entry per distinct request id, the id's string (kept
+    from the record header) and its first record's place packed in one int:
+    ~150 bytes a request (DESIGN.md, "Training files")."""
+
+    _OFFSET_BITS = 48
+
+    def __init__(self, paths: Sequence[str], on_corrupt: str) -> None:
+        self.paths = paths
+        self.on_corrupt = on_corrupt
+        self.first: dict[str, int] = {}
+        self.records = 0
+        self.identical = 0
+        self.conflicting = 0
+        self.first_identical: Repeat | None = None
+        self.first_conflicting: Repeat | None = None
+
+    def keep(self, file_i: int, ref: RecordRef) -> bool:
+        self.records += 1
+        place = self.first.setdefault(ref.request_id, file_i << self._OFFSET_BITS | ref.offset)
+        if place >> self._OFFSET_BITS == file_i and place & ((1 << self._OFFSET_BITS) - 1) == ref.offset:
+            return True
+        first_path = self.paths[place >> self._OFFSET_BITS]
+        first_offset = place & ((1 << self._OFFSET_BITS) - 1)
+        repeat = (ref.request_id, ref.path, ref.offset, first_path, first_offset)
+        # Rare: read the first record's header again rather than keep its
+        # length and checksum for every request.
+        with open(first_path, "rb") as f:
+            f.seek(first_offset)
+            parsed = _parse_header(f.read(REC_HEADER_SIZE))
+        if parsed is not None and parsed[:2] == (ref.length, ref.crc):
+            self.identical += 1
+            self.first_identical = self.first_identical or repeat
+        elif self.on_corrupt == "error":
+            raise conflict_error(repeat)
+        else:
+            self.conflicting += 1
+            self.first_conflicting = self.first_conflicting or repeat
+        return False
 
 
 # ---------------------------------------------------------------------- events
@@ -570,11 +671,14 @@ def replay_record(f: Any, ref: RecordRef) -> tuple[Any, ...]:
 # --------------------------------------------------------------------- builder
 
 
-def _batches(paths: Sequence[str], on_corrupt: str, stats: ReadStats) -> Iterator[tuple[str, list[RecordRef]]]:
-    for path in paths:
+def _batches(paths: Sequence[str], on_corrupt: str, stats: ReadStats,
+             first: _FirstRecords) -> Iterator[tuple[str, list[RecordRef]]]:
+    for file_i, path in enumerate(paths):
         batch: list[RecordRef] = []
         size = 0
         for ref in scan_log(path, on_corrupt=on_corrupt, stats=stats):
+            if not first.keep(file_i, ref):
+                continue
             batch.append(ref)
             size += ref.length
             if size >= BATCH_BYTES:
@@ -810,7 +914,8 @@ def _build(ev: Events, paths: list[str], out: Path, stats: DatasetStats, t0: flo
                 bar.update(sum(r.end - r.offset for r in refs))
                 bar.set_postfix(requests=stats.requests, rows=stats.rows, refresh=False)
 
-        batches = _batches(paths, on_corrupt, read_stats)
+        first_records = _FirstRecords(paths, on_corrupt)
+        batches = _batches(paths, on_corrupt, read_stats, first_records)
         if n_workers == 0:
             _worker_init(threads)
             for path, refs in batches:
@@ -841,6 +946,9 @@ def _build(ev: Events, paths: list[str], out: Path, stats: DatasetStats, t0: flo
         stats.tail_bytes_skipped = read_stats.tail_bytes_skipped
         stats.corrupt_records = read_stats.corrupt_records + read_stats.corrupt_regions
         stats.corrupt_bytes_skipped = read_stats.corrupt_bytes_skipped
+        stats.duplicate_records, stats.conflicting_records = first_records.identical, first_records.conflicting
+        warn_repeated_records(stats, first_records.records, first_records.first_identical,
+                              first_records.first_conflicting)
         if stats.failed_requests:
             warnings.warn(
                 f"skipped {stats.failed_requests} logged request(s) that the feature library rejects "

@@ -14,20 +14,25 @@ machine cannot replay in time (``pip install pyfeat[spark]``).
    length, checksum), cached; header damage and torn tails come back as
    rows, and the driver reports them as the CLI does (or raises, before
    anything is written).
-2. **Events join, per request.** The events (a CSV in the CLI's format or
+2. **Repeated requests.** A window per request id, ordered by (file,
+   offset), keeps the first record of each id, as the CLI does (logs in
+   the order given, a glob's matches in path order); the driver gets the
+   counts of the later ones (identical or not) and the first of each kind,
+   never the ids, and warns or raises with the CLI's words.
+3. **Events join, per request.** The events (a CSV in the CLI's format or
    a DataFrame ``request_id, item_id, event``) are reduced in Spark to one
    row per request (its ``(item_id, label)`` pairs) and joined to the index
    by request id (a full outer join: events of unknown requests are
    counted, never lost). Joining before the features are computed shuffles
    ~100 bytes per request instead of ~300 bytes per candidate row.
-3. **Features.** The joined index is range-partitioned by (file, offset),
+4. **Features.** The joined index is range-partitioned by (file, offset),
    so each task reads a contiguous stretch of a log, and replayed by
    ``mapInArrow``: each Python worker loads the Go library on first use
    (after PySpark's daemon forked it; the daemon never loads it), replays
    each request with :func:`pyfeat.dataset.replay_record` (the CLI
    workers' function), labels it with numpy and emits Arrow record batches
    column by column: no Python loop over rows.
-4. **Output.** Spark's own writer and commit protocol (``mode("overwrite")``
+5. **Output.** Spark's own writer and commit protocol (``mode("overwrite")``
    on ``out``): files of failed or speculative task attempts are discarded,
    a rerun replaces the whole directory; nothing is written outside it.
    Spark's Parquet writer does not carry pyfeat's key-value metadata, so
@@ -60,8 +65,11 @@ from .dataset import (
     DatasetError,
     DatasetStats,
     DatasetWarning,
+    Repeat,
     _schema,
+    conflict_error,
     replay_record,
+    warn_repeated_records,
     warn_unmatched_events,
 )
 from .requestlog import LogFormatError, ReadStats, RecordRef, RequestLogWarning, scan_log
@@ -336,6 +344,27 @@ def _attempt() -> int:
     return tc.attemptNumber() if tc is not None else 0
 
 
+# ---------------------------------------------------------- repeated requests
+
+
+def _first_records(recs: Any) -> tuple[Any, Any]:
+    """(the first record of each request id, by (file, offset); the later
+    ones, each with ``same``: its header equals the first's, payload length
+    and CRC-32, and the first's ``first_path``, ``first_offset``). A window
+    per request id, in Spark: the ids never reach the driver."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("request_id").orderBy("file", "offset")
+    ranked = recs.select(
+        *recs.columns, F.row_number().over(w).alias("copy"),
+        *(F.first(c).over(w).alias(f"first_{c}") for c in ("path", "offset", "length", "crc")))
+    first = ranked.filter(F.col("copy") == 1).select(*recs.columns)
+    same = (F.col("length") == F.col("first_length")) & (F.col("crc") == F.col("first_crc"))
+    repeats = ranked.filter(F.col("copy") > 1).withColumn("same", same)
+    return first, repeats
+
+
 # -------------------------------------------------------------------- events
 
 
@@ -530,10 +559,27 @@ def build_dataset_spark(
         if n_records == 0:
             raise DatasetError(f"no request in {', '.join(p for p, _ in files)}: nothing to write")
 
-        # 2. Events: one row per request, joined to the index.
+        # 2. Repeated request ids: the first record of each (file, then
+        # offset) is kept, as the CLI does; only counts and the first
+        # repeat of each kind reach the driver.
+        recs, repeats = _first_records(index.filter(F.col("kind") == "rec").select(
+            "request_id", "file", "path", "offset", "length", "crc", "is_last"))
+        summary = repeats.agg(F.count(F.when(F.col("same"), 1)).alias("identical"),
+                              F.count(F.when(~F.col("same"), 1)).alias("conflicting")).collect()[0]
+        stats.duplicate_records = int(summary["identical"])
+        stats.conflicting_records = int(summary["conflicting"])
+        firsts: dict[bool, Repeat] = {}
+        for same, n in ((True, stats.duplicate_records), (False, stats.conflicting_records)):
+            if n:
+                r = repeats.filter(F.col("same") == same).orderBy("file", "offset").limit(1).collect()[0]
+                firsts[same] = (r["request_id"], r["path"], r["offset"], r["first_path"], r["first_offset"])
+        if stats.conflicting_records and on_corrupt == "error":
+            raise conflict_error(firsts[False])
+        # Warned before the replay's warnings, as the CLI does.
+        repeat_warning: tuple[int, Repeat | None, Repeat | None] = (n_records, firsts.get(True), firsts.get(False))
+
+        # Events: one row per request, joined to the index.
         ev_type = ArrayType(StructType([StructField("item_id", LongType()), StructField("label", ByteType())]))
-        recs = index.filter(F.col("kind") == "rec").select(
-            "request_id", "file", "path", "offset", "length", "crc", "is_last")
         malformed = 0
         if events is None:
             stats.notes.append("no events file: every label is 0")
@@ -580,6 +626,7 @@ def build_dataset_spark(
     stats.failed_requests = c["failed"]
     stats.tail_bytes_skipped += c["tail"]
     stats.corrupt_records = corrupt_regions + c["corrupt"]
+    warn_repeated_records(stats, *repeat_warning)
     if stats.failed_requests:
         warnings.warn(
             f"skipped {stats.failed_requests} logged request(s) that the feature library rejects "

@@ -96,3 +96,45 @@ def assert_same_matrix(got: np.ndarray, want: np.ndarray, names, rtol: float = 1
         raise AssertionError(
             f"{(~ok).sum()} values differ; first at row {r}, feature {names[c]}: got {got[r, c]!r}, want {want[r, c]!r}"
         )
+
+
+def log_records(path: Path | str) -> tuple[bytes, list[bytes]]:
+    """A request log cut into (its file header, each record's bytes: header
+    and payload), for tests that rearrange records between files."""
+    from pyfeat.requestlog import FILE_HEADER_SIZE, scan_log
+
+    data = Path(path).read_bytes()
+    return data[:FILE_HEADER_SIZE], [data[r.offset : r.end] for r in scan_log(path)]
+
+
+def write_records(path: Path | str, file_header: bytes, records: Iterable[bytes]) -> list[int]:
+    """Write a log of these records back to back; returns their offsets."""
+    offsets, pos = [], len(file_header)
+    with open(path, "wb") as f:
+        f.write(file_header)
+        for rec in records:
+            offsets.append(pos)
+            f.write(rec)
+            pos += len(rec)
+    return offsets
+
+
+def with_request_id(record: bytes, request_id: str) -> bytes:
+    """The same record logged under another request id (its header checksum
+    recomputed: an intact record, not a damaged one)."""
+    import struct
+    import uuid
+    import zlib
+
+    from pyfeat.requestlog import REC_HEADER_SIZE
+
+    head = bytearray(record[:REC_HEADER_SIZE])
+    head[12:28] = uuid.UUID(request_id).bytes
+    head[28:32] = struct.pack("<I", zlib.crc32(bytes(head[:28])))
+    return bytes(head) + record[REC_HEADER_SIZE:]
+
+
+def record_id(record: bytes) -> str:
+    import uuid
+
+    return str(uuid.UUID(bytes=record[12:28]))

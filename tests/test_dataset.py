@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyfeat
 from pyfeat import cli
 from pyfeat.dataset import DatasetError, DatasetWarning, build_dataset, read_events
 from pyfeat.requestlog import LogFormatError, RequestLog, RequestLogWarning, scan_log
-from shared import save_pyfeat_model, training_set
+from shared import log_records, record_id, save_pyfeat_model, training_set, with_request_id, write_records
 from pyfeat.train import train_model
 
 NAMES = None
@@ -566,3 +567,100 @@ def test_spilled_events_give_the_same_dataset(served, tmp_path, monkeypatch):
     assert a.positives > 0
     assert (a.events, a.events_matched, a.positives) == (b.events, b.events_matched, b.positives)
     assert [p for p in os.listdir(tmp_path) if p.startswith("pyfeat-events-")] == []
+
+
+def assert_same_rows(got: Path, want: Path) -> None:
+    """Every column equal, float32 compared as bits (NaNs too)."""
+    a, b = pq.read_table(got), pq.read_table(want)
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows, (a.num_rows, b.num_rows)
+    for name in a.column_names:
+        x, y = a.column(name).to_numpy(), b.column(name).to_numpy()
+        if x.dtype == np.float32:
+            x, y = x.view(np.uint32), y.view(np.uint32)
+        assert np.array_equal(x, y), name
+
+
+COUNTS = ("requests", "rows", "positives", "failed_requests", "events", "events_matched", "events_unknown_request",
+          "unknown_request_ids", "events_unknown_item")
+
+
+def dataset_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
+
+
+def test_a_request_logged_twice_yields_its_rows_once(served, tmp_path):
+    """Done-when: the same request (same id, same bytes) twice in one log (a
+    retried write) and in two logs (a copy after a rotation): its rows are
+    written once, its events joined once, the repeats counted and reported
+    in one warning; the dataset is the one of the logs without the
+    repeats, with worker processes or without."""
+    header, recs = log_records(served["log"])
+    with_events = [i for i in range(12) if served["labels"][served["order"][i]].any()]
+    again, copied = with_events[-1], with_events[0]  # requests with a click or contact
+    clean = [tmp_path / "clean-a.log", tmp_path / "clean-b.log"]
+    write_records(clean[0], header, recs[:12])
+    write_records(clean[1], header, recs[12:])
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    offs_a = write_records(logs[0], header, recs[: again + 1] + [recs[again]] + recs[again + 1 : 12])
+    write_records(logs[1], header, recs[12:16] + [recs[copied]] + recs[16:])
+    want = build_dataset(clean, tmp_path / "want.parquet", served["events"], workers=0, progress=False)
+    assert want.positives > 0
+    rid = record_id(recs[again])
+    for workers in (0, 1):
+        out = tmp_path / f"got{workers}.parquet"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stats = build_dataset(logs, out, served["events"], workers=workers, progress=False)
+        assert_same_rows(out, tmp_path / "want.parquet")
+        assert [getattr(stats, k) for k in COUNTS] == [getattr(want, k) for k in COUNTS]
+        assert (stats.duplicate_records, stats.conflicting_records, want.duplicate_records) == (2, 0, 0)
+        assert dataset_warnings(caught) == [
+            f"2 of 26 logged records repeat a request id already read, with identical bytes (e.g. {rid}: "
+            f"{logs[0]} at byte offset {offs_a[again + 1]}, first at {logs[0]} byte offset {offs_a[again]}); "
+            "they are not used"
+        ]
+
+
+def test_a_request_id_logged_with_different_contents(served, tmp_path):
+    """Two different records under one request id (its events cannot be
+    told apart): an error naming the id and both places, no output; with
+    on_corrupt="skip", the first (file order, then offset) is kept and the
+    other skipped with a warning."""
+    header, recs = log_records(served["log"])
+    rid = record_id(recs[3])
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    offs_a = write_records(logs[0], header, recs[:12])
+    offs_b = write_records(logs[1], header, recs[12:20] + [with_request_id(recs[20], rid)] + recs[21:])
+    out = tmp_path / "o.parquet"
+    for workers in (0, 1):
+        with pytest.raises(DatasetError) as e:
+            build_dataset(logs, out, served["events"], workers=workers, progress=False)
+        assert str(e.value) == (
+            f"request id {rid} is logged twice with different contents: {logs[0]} at byte offset {offs_a[3]} and "
+            f"{logs[1]} at byte offset {offs_b[8]}; its events cannot be told apart (pass on_corrupt='skip' "
+            "(--skip-corrupt) to keep the first record, in file order then offset, and skip the other)"
+        )
+        assert_no_output(tmp_path, out)
+    write_records(tmp_path / "c.log", header, recs[12:20] + recs[21:])
+    want = build_dataset([logs[0], tmp_path / "c.log"], tmp_path / "want.parquet", served["events"], workers=0,
+                         progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats = build_dataset(logs, out, served["events"], workers=0, progress=False, on_corrupt="skip")
+    assert_same_rows(out, tmp_path / "want.parquet")
+    assert [getattr(stats, k) for k in COUNTS] == [getattr(want, k) for k in COUNTS]
+    assert (stats.duplicate_records, stats.conflicting_records) == (0, 1)
+    assert (f"1 of 24 logged records reuse a request id already read, with different contents (e.g. {rid}: "
+            f"{logs[1]} at byte offset {offs_b[8]}, first at {logs[0]} byte offset {offs_a[3]}); only the first "
+            "record of each id is used (its events may be the other's)") in dataset_warnings(caught)
+
+
+def test_cli_reports_repeated_requests(served, tmp_path):
+    header, recs = log_records(served["log"])
+    log = tmp_path / "a.log"
+    write_records(log, header, recs + recs[:3])
+    r = run_cli("dataset", "--requests", log, "--out", tmp_path / "o.parquet", "--workers", "0", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {tmp_path / 'o.parquet'}: {24 * N_CANDIDATES} rows of 24 requests" in r.stdout
+    assert "pyfeat dataset: warning: 3 of 27 logged records repeat a request id already read" in r.stderr
+    assert "A request id repeated in the logs" in " ".join(run_cli("dataset", "--help").stdout.split())

@@ -21,6 +21,7 @@ from pyfeat import spark as pfs  # noqa: E402
 from pyfeat.dataset import DatasetError, build_dataset, read_metadata  # noqa: E402
 from pyfeat.requestlog import REC_HEADER_SIZE, LogFormatError, RequestLog, scan_log  # noqa: E402
 from pyfeat.synth import Marketplace  # noqa: E402
+from shared import log_records, record_id, with_request_id, write_records  # noqa: E402
 
 N_CANDIDATES = 100
 SPLIT = 150_000  # bytes per scan task: every log here spans two or three
@@ -52,8 +53,10 @@ def spark():
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     """Three logs (one with a torn tail, one with a damaged record header and
-    one with a damaged payload, mid-file) and an events file with events of
-    unknown requests, unknown items and a malformed id."""
+    one with a damaged payload, mid-file; a request of the first copied into
+    the second, mid-file, and one of the third logged twice in it) and an
+    events file with events of unknown requests, unknown items and a
+    malformed id."""
     world = Marketplace(23, n_items=2000, n_users=200)
     d = tmp_path_factory.mktemp("spark_logs")
     paths, events = [], []
@@ -71,6 +74,12 @@ def logs(tmp_path_factory):
                     events += [(rid, 999_999_999, "click"), (rid, int(ids[0]), "click")]
         paths.append(p)
     events += [(UNKNOWN_RID, 5, "click"), (UNKNOWN_RID, 6, "contact"), ("not-a-request-id", 7, "click")]
+    # The same request twice: file 0's second request (it has events) copied
+    # into file 1 (a rotation mishap), file 2's first logged again at its
+    # end (a retried write). Identical bytes: each is used once.
+    (h0, r0), (h1, r1), (h2, r2) = (log_records(p) for p in paths)
+    write_records(paths[1], h1, r1[:3] + [r0[1]] + r1[3:])
+    write_records(paths[2], h2, r2 + [r2[0]])
     offs = [[r.offset for r in scan_log(p)] for p in paths]
     data = [bytearray(p.read_bytes()) for p in paths]
     data[0] = data[0][: offs[0][-1] + REC_HEADER_SIZE + 50]  # torn tail
@@ -84,7 +93,8 @@ def logs(tmp_path_factory):
         for rid, item, event in events:
             f.write(f"{rid},{item},{event},0\n")
     assert all(os.path.getsize(p) > SPLIT for p in paths), [os.path.getsize(p) for p in paths]
-    return dict(dir=d, paths=[str(p) for p in paths], events=str(ev), rows=events, offs=offs)
+    return dict(dir=d, paths=[str(p) for p in paths], events=str(ev), rows=events, offs=offs, world=world,
+                repeated=[record_id(r0[1]), record_id(r2[0])])
 
 
 def run_capturing(fn, *args, **kw):
@@ -132,7 +142,7 @@ def assert_same_dataset(spark_dir, cli_file):
 
 STAT_FIELDS = ("requests", "rows", "positives", "failed_requests", "events", "events_matched",
                "events_unknown_request", "unknown_request_ids", "events_unknown_item", "tail_bytes_skipped",
-               "corrupt_records", "corrupt_bytes_skipped")
+               "corrupt_records", "corrupt_bytes_skipped", "duplicate_records", "conflicting_records")
 
 
 def test_spark_equals_cli_bit_for_bit(spark, logs, cli_out, tmp_path):
@@ -147,7 +157,9 @@ def test_spark_equals_cli_bit_for_bit(spark, logs, cli_out, tmp_path):
     stats, texts = run_capturing(pfs.build_dataset_spark, spark, logs["paths"], str(out), logs["events"],
                                  on_corrupt="skip", split_bytes=SPLIT)
     assert stats.workers > len(logs["paths"])  # the files were split
-    assert_same_dataset(out, cli_file)
+    assert_same_dataset(out, cli_file)  # rows once: no (request, item) twice
+    assert cli_stats.duplicate_records == 2
+    assert sum(1 for t in cli_texts if "repeat a request id already read" in t) == 1
     for f in STAT_FIELDS:
         assert getattr(stats, f) == getattr(cli_stats, f), f
     assert texts == cli_texts
@@ -168,6 +180,41 @@ def test_a_task_failing_on_its_first_attempt_leaves_every_row_once(spark, logs, 
     assert_same_dataset(out, cli_file)
     for f in STAT_FIELDS:  # the failed attempts' counts are dropped too
         assert getattr(stats, f) == getattr(cli_stats, f), f
+
+
+def test_a_request_id_with_different_contents_as_in_the_cli(spark, logs, tmp_path):
+    """Two different records under one request id: the CLI's error (the id
+    and both places) before anything is written; with on_corrupt="skip"
+    the CLI's dataset (the first record kept), counts and warnings."""
+    world = logs["world"]
+    paths = [tmp_path / "a.log", tmp_path / "b.log"]
+    rids = []
+    for k, p in enumerate(paths):
+        with RequestLog(p) as log:
+            for i in range(3):
+                req = world.request(1000 + 10 * k + i, N_CANDIDATES)
+                rids.append(log.append(req.user_blob, req.item_blobs, req.candidates))
+    header, recs = log_records(paths[1])
+    write_records(paths[1], header, [recs[0], with_request_id(recs[1], rids[1]), recs[1], recs[2]])
+    ev = tmp_path / "events.csv"
+    ev.write_text(f"request_id,item_id,event\n{rids[1]},{world.request(1001, N_CANDIDATES).item_ids[0]},click\n")
+    cli_file, out = tmp_path / "cli.parquet", tmp_path / "ds"
+    with pytest.raises(DatasetError) as want:
+        build_dataset(paths, cli_file, ev, workers=0, progress=False)
+    with pytest.raises(DatasetError) as got:
+        pfs.build_dataset_spark(spark, [str(p) for p in paths], str(out), str(ev), split_bytes=SPLIT)
+    assert str(got.value) == str(want.value)
+    assert f"request id {rids[1]} is logged twice with different contents" in str(got.value)
+    assert not out.exists()
+    cli_stats, cli_texts = run_capturing(build_dataset, paths, cli_file, ev, workers=0, on_corrupt="skip",
+                                         progress=False)
+    stats, texts = run_capturing(pfs.build_dataset_spark, spark, [str(p) for p in paths], str(out), str(ev),
+                                 on_corrupt="skip", split_bytes=SPLIT)
+    assert (cli_stats.conflicting_records, cli_stats.requests, cli_stats.events_matched) == (1, 6, 1)
+    assert_same_dataset(out, cli_file)
+    for f in STAT_FIELDS:
+        assert getattr(stats, f) == getattr(cli_stats, f), f
+    assert texts == cli_texts and any("with different contents" in t for t in texts)
 
 
 def test_corrupt_records_are_errors_as_in_the_cli(spark, logs, tmp_path):
