@@ -357,7 +357,7 @@ func appendLuts(t *ctrLookup, hashes, vals []uint64, luts []byte) []byte {
 	n := len(hashes)
 	found := vals[:n]
 	if t.narrow != nil {
-		narrowVals(t, hashes, found)
+		narrowVals(t, hashes, found, vals[n:2*n])
 	} else {
 		packedVals(t, hashes, found, vals[n:2*n])
 	}
@@ -576,43 +576,47 @@ func fillNarrow(t *ctrLookup, hashes, vals []uint64, super []uint64, superBytes 
 		fillNarrowBytes(t, hashes, vals, superBytes, stride)
 		return
 	}
-	vals = vals[:len(hashes)]
-	narrowVals(t, hashes, vals)
+	n := len(hashes)
+	vals = vals[:n]
+	narrowVals(t, hashes, vals, vals[n:2*n])
 	for d, v := range vals {
 		orBin(super, nil, stride, t.outs[0].off, d, v&0x7f)
 	}
 }
 
-// narrowVals looks hashes up in a narrow table: the low 7 bits of vals[d]
-// are the bin of hashes[d]. As in packedVals: the home slots first,
-// branch-free, then the hashes whose home slot holds another hash.
-func narrowVals(t *ctrLookup, hashes, vals []uint64) {
+// narrowVals looks hashes up in a narrow table: vals[d] is the bin of
+// hashes[d]. As in packedVals: the home slots first, branch-free, then the
+// hashes listed in probe (scratch, len(hashes) entries).
+func narrowVals(t *ctrLookup, hashes, vals, probe []uint64) {
 	slots, shift, empty := t.narrow, t.shift, t.empty
-	b := 64 - shift
 	// home+narrowMaxProbe < len(slots) for every hash: no bounds checks.
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	vals = vals[:len(hashes)]
-	var unresolved uint64
+	unresolved := 0
 	for d, h := range hashes {
-		w := *(*uint64)(unsafe.Add(base, uintptr(h>>shift)*8))
-		var hit, free uint64
-		if w&^0x7f == h<<b>>b<<narrowKeyShift|narrowUsed {
-			hit = 1
-		}
-		if w == 0 {
-			free = 1
-		}
-		// The used bit keeps a found value from reading as unresolved (0).
-		vals[d] = (w&0x7f|narrowUsed)&-hit | (empty|narrowUsed)&-free
-		unresolved |= (hit | free) ^ 1
+		v, miss := narrowHome(base, h, shift, empty)
+		vals[d] = v
+		probe[unresolved] = uint64(d)
+		unresolved += int(miss)
 	}
-	if unresolved != 0 {
-		for d, h := range hashes {
-			if vals[d] == 0 {
-				vals[d] = narrowProbeOn(slots, h, shift, empty)
-			}
-		}
+	for _, u := range probe[:unresolved] {
+		vals[u] = narrowProbeOn(slots, hashes[u], shift, empty)
 	}
+}
+
+// narrowHome is homeSlot for a narrow table: the bin stored for h when its
+// home slot holds it, empty when the slot is free, and miss = 1 when the
+// slot holds another hash.
+func narrowHome(base unsafe.Pointer, h uint64, shift uint, empty uint64) (v, miss uint64) {
+	w := *(*uint64)(unsafe.Add(base, uintptr(h>>shift)*8))
+	var hit, free uint64
+	if w&^0x7f == h<<(64-shift)>>(64-shift)<<narrowKeyShift|narrowUsed {
+		hit = 1
+	}
+	if w == 0 {
+		free = 1
+	}
+	return (w&-hit | empty&-free) & 0x7f, (hit | free) ^ 1
 }
 
 // narrowProbeOn continues the search for hash h past its home slot of a
@@ -636,7 +640,6 @@ func narrowProbeOn(slots []uint64, h uint64, shift uint, empty uint64) uint64 {
 // row up, a byte per row: one pass over the rows instead of two.
 func fillNarrowBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, stride int) {
 	slots, shift, empty := t.narrow, t.shift, t.empty
-	b := 64 - shift
 	base := unsafe.Pointer(unsafe.SliceData(slots))
 	off := t.outs[0].off
 	unresolved := 0 // as in fillPackedBytes
@@ -644,17 +647,10 @@ func fillNarrowBytes(t *ctrLookup, hashes, vals []uint64, superBytes []byte, str
 		hs := hashes[blk*blockSize:][:min(blockSize, len(hashes)-blk*blockSize)]
 		dst := superBytes[(blk*stride+off)*8:][:len(hs)]
 		for r, h := range hs {
-			w := *(*uint64)(unsafe.Add(base, uintptr(h>>shift)*8))
-			var hit, free uint64
-			if w&^0x7f == h<<b>>b<<narrowKeyShift|narrowUsed {
-				hit = 1
-			}
-			if w == 0 {
-				free = 1
-			}
-			dst[r] = byte(w&-hit|empty&-free) & 0x7f
+			v, miss := narrowHome(base, h, shift, empty)
+			dst[r] = byte(v)
 			vals[unresolved] = uint64(blk*blockSize + r)
-			unresolved += int((hit | free) ^ 1)
+			unresolved += int(miss)
 		}
 	}
 	for _, u := range vals[:unresolved] {
