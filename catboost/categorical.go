@@ -677,15 +677,16 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 	defer m.scratch.Put(shared)
 	stride := m.numSlots * blockWords
 	blocks := (n + blockSize - 1) / blockSize
-	super := shared.super[:blocks*stride]
+	super, superBytes := m.superBlock(shared)
+	super = super[:blocks*stride]
 	vec := useAVX2
 	// onBlock runs f with s's bins the super-block's block b.
 	onBlock := func(s *scratch, b int, f func()) {
 		own, ownBytes := s.bins, s.binBytes
 		defer func() { s.bins, s.binBytes = own, ownBytes }()
 		s.bins = super[b*stride : (b+1)*stride]
-		if shared.superBytes != nil {
-			s.binBytes = shared.superBytes[b*stride*8 : (b+1)*stride*8]
+		if superBytes != nil {
+			s.binBytes = superBytes[b*stride*8 : (b+1)*stride*8]
 		}
 		f()
 	}
@@ -700,7 +701,7 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 				m.quantize(rows, nb, s.bins, s.vals, s.counts)
 			}
 		})
-		w := m.walker(n, super, shared.superBytes, shared, s)
+		w := m.walker(n, super, superBytes, shared, s)
 		w.prepare(x, cats, r0, r0+nb)
 	})
 	if err != nil {
@@ -711,7 +712,7 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 	// ancestors' levels, a few passes over the rows.
 	bounds := m.cat.chunks(4 * threads)
 	err = m.runUnits(len(bounds)-1, threads, func(k int, s *scratch) {
-		w := m.walker(n, super, shared.superBytes, shared, s)
+		w := m.walker(n, super, superBytes, shared, s)
 		w.walk(bounds[k], bounds[k+1])
 	})
 	if err != nil {
@@ -728,12 +729,13 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 // pass, then the trees block by block.
 func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk int, out []float64, s *scratch, vec bool) {
 	stride := m.numSlots * blockWords
+	super, superBytes := m.superBlock(s)
 	own, ownBytes := s.bins, s.binBytes
 	defer func() { s.bins, s.binBytes = own, ownBytes }()
 	view := func(b int) {
-		s.bins = s.super[b*stride : (b+1)*stride]
-		if s.superBytes != nil {
-			s.binBytes = s.superBytes[b*stride*8 : (b+1)*stride*8]
+		s.bins = super[b*stride : (b+1)*stride]
+		if superBytes != nil {
+			s.binBytes = superBytes[b*stride*8 : (b+1)*stride*8]
 		}
 	}
 	start := b0 * blockSize
@@ -750,7 +752,7 @@ func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk 
 		}
 	}
 	m.fillCat(x[start*m.numFeatures:(start+ns)*m.numFeatures], cats[start*m.cat.numCat:(start+ns)*m.cat.numCat], ns,
-		s.super[:nblk*stride], s.superBytes, s)
+		super[:nblk*stride], superBytes, s)
 	for b := range nblk {
 		view(b)
 		r0 := start + b*blockSize

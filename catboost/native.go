@@ -239,6 +239,19 @@ var littleEndian = func() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
 
+// superBlock gives s's super-block bins (words, and the same memory as
+// bytes on a little-endian machine, where fillCat writes a byte per row),
+// allocated on first use: 128 bytes per slot and block.
+func (m *NativeModel) superBlock(s *scratch) ([]uint64, []byte) {
+	if s.super == nil {
+		s.super = make([]uint64, superBlocks*m.numSlots*blockWords)
+		if littleEndian {
+			s.superBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.super))), len(s.super)*8)
+		}
+	}
+	return s.super, s.superBytes
+}
+
 func (m *NativeModel) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
@@ -262,11 +275,9 @@ func (m *NativeModel) getScratch() *scratch {
 		s.xT = make([]float32, m.numFeatures*span)
 		s.catT = make([]uint32, m.cat.numCat*span)
 		s.vals64 = make([]uint64, 4*span)
-		s.super = make([]uint64, superBlocks*len(s.bins))
-		if littleEndian {
-			// fillCat writes bins a byte per row.
-			s.superBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.super))), len(s.super)*8)
-		}
+		// s.super is allocated by superBlock, when first needed: the
+		// goroutines sharing a call's super-block (predictShared) never
+		// need their own.
 	}
 	if canAVX2 {
 		s.binBytes = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.bins))), len(s.bins)*8)
