@@ -207,3 +207,108 @@ def test_features_numeric_and_categorical(benchmark, request3000):
     blobs = list(req.item_blobs)
     benchmark(engine.compute_all, req.user_blob, blobs, req.candidates)
 
+
+
+# ---- ranking with a categorical model (what `pyfeat train` makes) ---------
+
+RANK_CAT_GROUP = "rank, categorical model: one 3000-candidate request"
+
+
+@pytest.fixture(scope="module")
+def cat_ranking(request3000, cat_rank_model_1000x6):
+    """The model's catboost and pyfeat handles, and pyfeat's ranking of the
+    benchmark request, checked bit for bit against catboost's scores of
+    pyfeat's features (the contract): the answer every contender must give."""
+    from catboost import CatBoost
+
+    cb = CatBoost()
+    cb.load_model(str(cat_rank_model_1000x6.with_suffix(".cbm")))
+    path = cat_rank_model_1000x6.with_suffix(".json")
+    ranker = pyfeat.Ranker(path)
+    assert ranker.model.n_cat_features == len(pyfeat.categorical_feature_names())
+    req = request3000
+    want = ranker.rank(req.user_blob, req.item_blobs, req.candidates)
+    _assert_same_ranking(_rank_cat_features_catboost(pyfeat.FeatureEngine(), cb, req), want)
+    yield cb, ranker, path, want
+    ranker.close()
+
+
+def _order(scores):
+    order = np.argsort(-scores, kind="stable")  # ties keep input order, as Ranker.rank's
+    return order, scores[order]
+
+
+def _rank_cat_python(cb, req):
+    """What a service without pyfeat runs: the plain-Python features, then
+    catboost with the categorical ids as their decimal strings (as `pyfeat
+    train` trained it)."""
+    from pyfeat.train import catboost_data
+
+    X = reference.compute(req.user_blob, req.item_blobs, req.candidates)
+    C = reference.compute_categorical(req.user_blob, req.item_blobs, req.candidates)
+    scores = cb.predict(catboost_data(X, C, pyfeat.feature_names(), pyfeat.categorical_feature_names()),
+                        prediction_type="RawFormulaVal")
+    return _order(np.asarray(scores))
+
+
+def _rank_cat_features_catboost(engine, cb, req):
+    from pyfeat.train import catboost_data
+
+    X, C = engine.compute_all(req.user_blob, req.item_blobs, req.candidates)
+    scores = cb.predict(catboost_data(X, C, pyfeat.feature_names(), pyfeat.categorical_feature_names()),
+                        prediction_type="RawFormulaVal")
+    return _order(np.asarray(scores))
+
+
+def _rank_cat_features_pylignum(engine, model, req):
+    import pandas as pd
+
+    X, C = engine.compute_all(req.user_blob, req.item_blobs, req.candidates)
+    # pylignum reads the columns by position and hashes an integer category
+    # as its decimal text, as catboost does.
+    frame = pd.concat([pd.DataFrame(X), pd.DataFrame(C, columns=range(X.shape[1], X.shape[1] + C.shape[1]))],
+                      axis=1)
+    return _order(model.predict(frame, raw_score=True))
+
+
+def _assert_same_ranking(got, want):
+    order, scores = got
+    # Bit-identical: the same float32 features (the reference's are equal to
+    # Go's on this request), the same hashes and the same float64 sums in the
+    # same order, in every contender.
+    assert np.array_equal(scores, want.scores)
+    assert np.array_equal(order, want.order)
+
+
+@pytest.mark.benchmark(group=RANK_CAT_GROUP)
+def test_rank_cat_python_reference(benchmark, cat_ranking, request3000):
+    cb, _, _, want = cat_ranking
+    _assert_same_ranking(_rank_cat_python(cb, request3000), want)
+    benchmark(_rank_cat_python, cb, request3000)
+
+
+@pytest.mark.benchmark(group=RANK_CAT_GROUP)
+def test_rank_cat_pyfeat_features_catboost(benchmark, cat_ranking, request3000):
+    cb, _, _, want = cat_ranking
+    engine = pyfeat.FeatureEngine()
+    _assert_same_ranking(_rank_cat_features_catboost(engine, cb, request3000), want)
+    benchmark(_rank_cat_features_catboost, engine, cb, request3000)
+
+
+@pytest.mark.benchmark(group=RANK_CAT_GROUP)
+def test_rank_cat_pyfeat_features_pylignum(benchmark, cat_ranking, request3000):
+    import lignum
+
+    _, _, path, want = cat_ranking
+    engine = pyfeat.FeatureEngine()
+    model = lignum.load(str(path))
+    _assert_same_ranking(_rank_cat_features_pylignum(engine, model, request3000), want)
+    benchmark(_rank_cat_features_pylignum, engine, model, request3000)
+
+
+@pytest.mark.benchmark(group=RANK_CAT_GROUP)
+def test_rank_cat_pyfeat(benchmark, cat_ranking, request3000):
+    _, ranker, _, want = cat_ranking
+    req = request3000
+    _assert_same_ranking(ranker.rank(req.user_blob, req.item_blobs, req.candidates), want)
+    benchmark(ranker.rank, req.user_blob, req.item_blobs, req.candidates)
