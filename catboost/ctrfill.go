@@ -10,9 +10,11 @@ import (
 // so its cache lines are fetched once for all of them rather than once per
 // block, and a combination value shared by rows is looked up once for all
 // of them. 24 blocks hold a 3000-candidate request; the super-block's bins
-// take 128 bytes per slot and block, 2.8 MB of scratch per thread for a
-// model of 927 slots. BenchmarkCatModel (3000 rows, 1 thread), min CPU time of
-// 4 interleaved runs: 9.3 ms with 8 blocks, 8.3 with 16, 6.7 with 24.
+// take 128 bytes per slot and block, 2.8 MB for a model of 927 slots, held
+// by each goroutine scoring its own super-block (threads sharing one call's
+// do not hold their own). BenchmarkCatModel (3000 rows, 1 thread), min CPU
+// time of 4 interleaved runs: 9.3 ms with 8 blocks, 8.3 with 16, 6.7 with
+// 24.
 const superBlocks = 24
 
 // A row's index into a level's distinct hashes is a uint16 (see walkLevel).
