@@ -158,11 +158,6 @@ class _Converter:
         hello = self._answer(_START_TIMEOUT)
         if not hello.get("ready"):
             self._stop()
-            if "ready" in hello:  # it ran, and could not import catboost
-                raise ModelError(
-                    f"converting the model needs the `catboost` package ({hello.get('error')}): "
-                    "pip install catboost, or export the model with save_model(path, format='json')"
-                )
             raise ModelError(f"the model converter process did not start: {hello.get('error')}")
 
     def _answer(self, timeout: float) -> dict[str, Any]:
@@ -223,9 +218,23 @@ def convert(src: Path, dst: Path | None, fmt_in: str, fmt_out: str | None, *, na
     request = {"src": str(src), "dst": None if dst is None else str(dst), "fmt_in": fmt_in,
                "fmt_out": fmt_out, "timeout": timeout}
     answer = _converter.run(request, timeout)
+    if answer.get("missing") == "catboost":
+        raise ModelError(
+            f"{name}: converting the model needs the `catboost` package ({answer.get('error')}): "
+            "pip install catboost, or export the model with save_model(path, format='json')"
+        )
     if not answer.get("ok"):
         action = f"read it as a {fmt_in} model" if dst is None else f"convert it from {fmt_in} to {fmt_out}"
         raise ModelError(f"{name}: catboost cannot {action}: {answer.get('error')}")
+
+
+def check_capi(src: Path, lib: str, *, name: Path, timeout: float = CONVERT_TIMEOUT) -> None:
+    """Check in the converter process that CatBoost's C library at lib loads
+    src (a .cbm) without crashing or failing, before the capi backend loads
+    the same file in this process. name is the user's path, for messages."""
+    answer = _converter.run({"src": str(src), "capi_lib": lib, "timeout": timeout}, timeout)
+    if not answer.get("ok"):
+        raise ModelError(f"{name}: CatBoost's library ({lib}) cannot load it: {answer.get('error')}")
 
 
 def shutdown() -> None:

@@ -8,12 +8,19 @@ request forks a fresh one without paying the import again. Forking is safe
 here because the process holds nothing but the imported modules (no Go
 runtime, no model, no busy threads).
 
+The capi backend loads a ``.cbm`` with CatBoost's C library
+(``libcatboostmodel.so``) in the serving process; a request with
+``capi_lib`` has a child load the same file with that library first
+(through ctypes: it needs no ``catboost`` package), so that a file that
+crashes the library is refused without harm.
+
 Protocol: one JSON object per line on stdin, ``{"src", "dst", "fmt_in",
 "fmt_out", "timeout"}`` (``dst`` and ``fmt_out`` null: only check that
-CatBoost reads it), answered by one line ``{"ok": true}`` or ``{"ok":
-false, "error": "..."}`` on the file descriptor given as argv[1]. EOF on
-stdin ends the process. Only the standard library is imported before
-catboost.
+CatBoost reads it; ``capi_lib`` set: only check that that library reads
+it), answered by one line ``{"ok": true}`` or ``{"ok": false, "error":
+"..."}`` (with ``"missing": "catboost"`` when the package is not
+installed) on the file descriptor given as argv[1]. EOF on stdin ends the
+process. Only the standard library is imported before catboost.
 """
 
 from __future__ import annotations
@@ -50,12 +57,15 @@ def _convert(req: dict, out_fd: int) -> None:
         cap = _vm_size() + max(4 << 30, 64 * size)
         if hard == resource.RLIM_INFINITY or hard > cap:
             resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-        from catboost import CatBoost
+        if req.get("capi_lib"):
+            _capi_load(req["capi_lib"], req["src"])
+        else:
+            from catboost import CatBoost
 
-        model = CatBoost()
-        model.load_model(req["src"], format=req["fmt_in"])
-        if req.get("dst"):
-            model.save_model(req["dst"], format=req["fmt_out"])
+            model = CatBoost()
+            model.load_model(req["src"], format=req["fmt_in"])
+            if req.get("dst"):
+                model.save_model(req["dst"], format=req["fmt_out"])
         answer: dict[str, object] = {"ok": True}
         code = 0
     except BaseException as e:  # noqa: BLE001 - every failure is an answer
@@ -64,6 +74,21 @@ def _convert(req: dict, out_fd: int) -> None:
         os.write(out_fd, json.dumps(answer).encode() + b"\n")
     finally:
         os._exit(code)
+
+
+def _capi_load(lib_path: str, src: str) -> None:
+    """Load src with CatBoost's C library, as the capi backend will."""
+    lib = ctypes.CDLL(lib_path)
+    lib.ModelCalcerCreate.restype = ctypes.c_void_p
+    lib.LoadFullModelFromFile.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.LoadFullModelFromFile.restype = ctypes.c_bool
+    lib.GetErrorString.restype = ctypes.c_char_p
+    handle = lib.ModelCalcerCreate()
+    if not handle:
+        raise RuntimeError("ModelCalcerCreate failed")
+    if not lib.LoadFullModelFromFile(handle, os.fsencode(src)):
+        raise RuntimeError((lib.GetErrorString() or b"").decode(errors="replace"))
+    # The child exits next: the model is never freed, nor need it be.
 
 
 def _vm_size() -> int:
@@ -113,16 +138,21 @@ def main() -> None:
     out_fd = int(sys.argv[1])
     # CatBoost's C++ code may print to stdout or stderr: neither is the
     # answer channel, so nothing it prints can corrupt an answer.
+    # Without the catboost package the converter still checks files for the
+    # capi backend; conversions are answered with what is missing.
+    missing = None
     try:
         import catboost  # noqa: F401 - imported once, used by the forked children
     except BaseException as e:  # noqa: BLE001
-        os.write(out_fd, json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
-        return
+        missing = f"{type(e).__name__}: {e}"
     os.write(out_fd, b'{"ready": true}\n')
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            answer = _run_one(req)
+            if missing is not None and not req.get("capi_lib"):
+                answer = {"ok": False, "missing": "catboost", "error": missing}
+            else:
+                answer = _run_one(req)
         except Exception as e:  # noqa: BLE001 - a bad request is an answer, not an exit
             answer = {"ok": False, "error": f"converter: {type(e).__name__}: {e}"}
         os.write(out_fd, json.dumps(answer).encode() + b"\n")

@@ -93,9 +93,11 @@ class Model:
             ``.cbm`` is converted through the ``catboost`` package in a
             separate converter process (started on first use and kept), so
             that a damaged file that crashes CatBoost's reader costs that
-            process, not this one. The capi backend loads ``.cbm`` directly
-            with CatBoost's library, in this process. The path must be a
-            regular file of at most ``pyfeat.MAX_MODEL_BYTES`` (1 GiB).
+            process, not this one. The capi backend loads a ``.cbm`` with
+            CatBoost's library in this process, after the converter process
+            loaded a private copy with the same library without harm (it
+            then loads that copy). The path must be a regular file of at
+            most ``pyfeat.MAX_MODEL_BYTES`` (1 GiB).
         backend: ``"native"`` (oblivious trees in Go, exact) or ``"capi"``
             (CatBoost's own ``libcatboostmodel.so``).
         threads: goroutines per call at most; ``None`` uses every core
@@ -148,16 +150,20 @@ class Model:
             raise ModelError(f"{self.path}: expected a .json export or a .cbm model, got {suffix or 'no suffix'}")
         _convert.check_model_file(self.path)  # a FIFO or a device is refused before any read
         want = ".json" if self.backend == "native" else ".cbm"
-        if suffix == want:
-            # Go reads JSON with the same bounds; the capi backend hands a
-            # .cbm to CatBoost's library in this process (its choice: see
-            # the docstring).
+        if suffix == want == ".json":
+            # Go reads JSON itself, with the same bounds.
             return self._load_file(self.path, catboost_lib)
-        # The conversion runs in the converter process (pyfeat/_convert.py),
-        # on a private copy read with bounds.
+        # The conversion, or for the capi backend the trial load, runs in
+        # the converter process (pyfeat/_convert.py), on a private copy read
+        # with bounds: the copy checked is the copy loaded.
         with tempfile.TemporaryDirectory(prefix="pyfeat-model-") as tmp:
             src = Path(tmp) / f"source{suffix}"
             src.write_bytes(_convert.read_model_file(self.path))
+            if suffix == want:
+                lib = catboost_lib if catboost_lib is not None else os.environ.get("PYFEAT_CATBOOST_LIB")
+                if lib:  # without one, Go's error says how to name it
+                    _convert.check_capi(src, os.path.abspath(os.fsdecode(lib)), name=self.path)
+                return self._load_file(src, catboost_lib)
             converted = Path(tmp) / f"model{want}"
             _convert.convert(src, converted, suffix[1:], want[1:], name=self.path)
             return self._load_file(converted, catboost_lib)

@@ -404,6 +404,58 @@ def _fake_model(path: Path, weights: np.ndarray, bias: np.ndarray, names=None, m
     return path
 
 
+def test_capi_file_that_crashes_the_library_is_refused(fake_lib, tmp_path):
+    """The capi backend loads a .cbm with CatBoost's library in the serving
+    process: the converter process loads it with the same library first, so
+    a file that crashes the library (the test double segfaults on this one)
+    is a ModelError, not the end of the process. Run in a subprocess: on a
+    regression it would take pytest down."""
+    bad = tmp_path / "bad.cbm"
+    bad.write_text("fake-catboost-crash\n")
+    good = _fake_model(tmp_path / "good.cbm", np.ones((1, 2)), np.zeros(1))
+    code = (
+        "import pyfeat\n"
+        f"m = pyfeat.Model({str(good)!r}, backend='capi', catboost_lib={str(fake_lib)!r})\n"
+        "try:\n"
+        f"    pyfeat.Model({str(bad)!r}, backend='capi', catboost_lib={str(fake_lib)!r})\n"
+        "except pyfeat.ModelError as e:\n"
+        "    print('ModelError:', e)\n"
+        "print(m.predict([[1.0, 2.0]]).tolist())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "ModelError:" in r.stdout and "bad.cbm" in r.stdout and "SIGSEGV" in r.stdout, r.stdout
+    assert r.stdout.strip().endswith("[3.0]"), r.stdout
+
+
+def test_converter_without_the_catboost_package(fake_lib, tmp_path, monkeypatch):
+    """Without the catboost package, converting a .cbm is a ModelError that
+    says what to install, and the capi backend's trial load still runs."""
+    from pyfeat import _convert
+
+    wrapper = tmp_path / "python-without-site"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    wrapper.chmod(0o755)
+    cbm = tmp_path / "m.cbm"
+    from catboost import CatBoostRegressor
+
+    CatBoostRegressor(iterations=2, verbose=False, allow_writing_files=False).fit(
+        np.arange(20.0).reshape(10, 2), np.arange(10.0)).save_model(str(cbm))
+    _convert.shutdown()
+    monkeypatch.setenv("PYFEAT_CONVERTER_PYTHON", str(wrapper))
+    try:
+        with pytest.raises(ModelError, match="needs the `catboost` package"):
+            pyfeat.Model(cbm)
+        good = _fake_model(tmp_path / "good.cbm", np.ones((1, 2)), np.zeros(1))
+        assert pyfeat.Model(good, backend="capi", catboost_lib=fake_lib).predict([[1.0, 2.0]]).tolist() == [3.0]
+        bad = tmp_path / "bad.cbm"
+        bad.write_text("fake-catboost-crash\n")
+        with pytest.raises(ModelError, match="SIGSEGV"):
+            pyfeat.Model(bad, backend="capi", catboost_lib=fake_lib)
+    finally:
+        _convert.shutdown()
+
+
 def test_capi_backend_against_test_double(fake_lib, tmp_path):
     rng = np.random.default_rng(5)
     w = rng.normal(size=(1, 6))
