@@ -11,8 +11,10 @@ started on first use with subprocess, never fork, and restarted if it dies)
 imports ``catboost`` once and forks a child per conversion, so a crash or a
 hang costs that child only. The serving process reads only the JSON the
 child wrote, through the Go loader's bounds checks. The converter holds
-~130 MB (catboost imported) from the first .cbm load on; ``shutdown()``
-stops it, and a service that loads only .json exports never starts it.
+~130 MB (catboost imported) while in use; it exits after
+``$PYFEAT_CONVERTER_IDLE`` seconds (300) without a request, and is started
+again when needed (a second or two: the import). ``shutdown()`` stops it
+at once; a service that loads only .json exports never starts it.
 ``PYFEAT_CONVERTER_PYTHON`` names the Python to run it with when
 ``sys.executable`` is not one (an embedding server).
 """
@@ -42,6 +44,14 @@ CONVERT_TIMEOUT = 120.0
 # Starting the converter imports catboost (one to two seconds, more on a
 # busy machine).
 _START_TIMEOUT = 120.0
+
+
+def _idle() -> float:
+    """Seconds without a request after which the converter exits."""
+    try:
+        return max(float(os.environ.get("PYFEAT_CONVERTER_IDLE", "300")), 1.0)
+    except ValueError:
+        return 300.0
 
 _CONVERTER = Path(__file__).resolve().parent / "_converter.py"
 
@@ -111,6 +121,7 @@ class _Converter:
         self._proc: subprocess.Popen[bytes] | None = None
         self._answers: IO[bytes] | None = None
         self._pid = 0
+        self._used = self._idle_s = 0.0
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -130,6 +141,7 @@ class _Converter:
             answers.close()
 
     def _start(self) -> None:
+        idle = _idle()
         r, w = os.pipe()
         env = dict(os.environ)
         # Few threads in the process that forks the conversion children.
@@ -145,7 +157,8 @@ class _Converter:
         )
         try:
             proc = subprocess.Popen(
-                [os.environ.get("PYFEAT_CONVERTER_PYTHON") or sys.executable, "-c", code, str(_CONVERTER), str(w)],
+                [os.environ.get("PYFEAT_CONVERTER_PYTHON") or sys.executable, "-c", code, str(_CONVERTER), str(w),
+                 str(idle)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 pass_fds=(w,), close_fds=True, env=env,
             )
@@ -155,6 +168,7 @@ class _Converter:
         finally:
             os.close(w)
         self._proc, self._answers, self._pid = proc, os.fdopen(r, "rb"), os.getpid()
+        self._used, self._idle_s = time.monotonic(), idle
         hello = self._answer(_START_TIMEOUT)
         if not hello.get("ready"):
             self._stop()
@@ -181,6 +195,10 @@ class _Converter:
 
     def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         with self._lock:
+            if self._proc is not None and self._pid == os.getpid() and time.monotonic() - self._used > 0.8 * self._idle_s:
+                # It exits once idle for self._idle_s seconds (giving back its
+                # memory): never send it a request it may not read.
+                self._stop()
             if self._proc is not None and (self._pid != os.getpid() or self._proc.poll() is not None):
                 # A forked copy of this object does not own the process; a
                 # dead converter is replaced.
@@ -198,7 +216,9 @@ class _Converter:
                 return {"ok": False, "error": "the converter process died"}
             # The converter enforces timeout on its child; the margin covers
             # the converter itself being stuck.
-            return self._answer(timeout + 10)
+            answer = self._answer(timeout + 10)
+            self._used = time.monotonic()
+            return answer
 
     def close(self) -> None:
         with self._lock:

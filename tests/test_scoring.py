@@ -456,6 +456,32 @@ def test_converter_without_the_catboost_package(fake_lib, tmp_path, monkeypatch)
         _convert.shutdown()
 
 
+def test_idle_converter_exits_and_comes_back(tmp_path, monkeypatch):
+    """The converter (catboost imported: ~130 MB) exits when idle and is
+    started again for the next .cbm; a request is never sent to one about
+    to exit."""
+    from catboost import CatBoostRegressor
+
+    from pyfeat import _convert
+
+    cbm = tmp_path / "m.cbm"
+    CatBoostRegressor(iterations=2, verbose=False, allow_writing_files=False).fit(
+        np.arange(20.0).reshape(10, 2), np.arange(10.0)).save_model(str(cbm))
+    _convert.shutdown()
+    monkeypatch.setenv("PYFEAT_CONVERTER_IDLE", "2")
+    try:
+        want = pyfeat.Model(cbm).predict([[1.0, 2.0]])
+        proc = _convert._converter._proc
+        assert proc is not None and proc.poll() is None
+        proc.wait(timeout=30)  # exits after 2 s without a request
+        assert np.array_equal(pyfeat.Model(cbm).predict([[1.0, 2.0]]), want)
+        for _ in range(3):  # just before the idle limit: a new one, not a lost request
+            time.sleep(1.7)
+            assert np.array_equal(pyfeat.Model(cbm).predict([[1.0, 2.0]]), want)
+    finally:
+        _convert.shutdown()
+
+
 def test_capi_backend_against_test_double(fake_lib, tmp_path):
     rng = np.random.default_rng(5)
     w = rng.normal(size=(1, 6))
