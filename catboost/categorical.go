@@ -21,8 +21,9 @@ import (
 //     splits "ctr > border" are quantized like a float feature's. The
 //     table entry fixes the CTR's value, so each entry's bin is computed
 //     when the model loads, and the tables of a combination are merged
-//     into one: a row costs one hash of its combination and one table
-//     lookup for all the CTRs over it.
+//     into one: a value of the combination costs one table lookup for
+//     all the CTRs over it, and the rows sharing it share the lookup (see
+//     fillCat in ctrfill.go).
 //
 // The CTR value itself is CatBoost's, in float32:
 // (good + prior_numerator) / (total + prior_denomerator), then
