@@ -195,7 +195,8 @@ def profile_go(requests, out: Path, a) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--modes", default=",".join(common.MODES))
+    # The smaller caches profile like pyfeat+cache: not by default.
+    ap.add_argument("--modes", default=",".join(m for m in common.MODES if m not in common.CACHE_FRACTIONS))
     ap.add_argument("--duration", type=float, default=15.0, help="seconds recorded per mode")
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")

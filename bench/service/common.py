@@ -39,7 +39,7 @@ MODEL_PARAMS = dict(
     border_count=254, random_seed=0, thread_count=2,
 )
 
-MODES = ("python", "python+ppe", "pyfeat", "pyfeat+cache", "cpp")
+MODES = ("python", "python+ppe", "pyfeat", "pyfeat+cache", "pyfeat+cache@25%", "pyfeat+cache@10%", "cpp")
 PPE_WORKERS = 2
 
 # The request stream the load sends (every mode the same): STREAM_LEN
@@ -60,6 +60,32 @@ STREAM_SEED = 11
 # record fresh for 300 s.
 CACHE_MAX_BYTES = 256 << 20
 CACHE_TTL_S = 300.0
+# pyfeat+cache@P%: the same service with a cache smaller than the catalogue,
+# max_bytes P% of what the world's 50,000 records take decoded (measured by
+# the harness, which passes the bytes in PYFEAT_BENCH_CACHE_BYTES): what
+# the hit ratio, and so the saving, is when the cache holds the popular
+# items only.
+CACHE_FRACTIONS = {"pyfeat+cache@25%": 0.25, "pyfeat+cache@10%": 0.10}
+CACHE_MODES = ("pyfeat+cache", *CACHE_FRACTIONS)
+
+
+def cache_max_bytes() -> int:
+    """The service's cache size: the harness's PYFEAT_BENCH_CACHE_BYTES, else CACHE_MAX_BYTES."""
+    return int(os.environ.get("PYFEAT_BENCH_CACHE_BYTES") or CACHE_MAX_BYTES)
+
+
+def world_decoded_bytes(world) -> int:
+    """What every item record of the world takes in an ItemCache (its own
+    accounting of the decoded records), read off a cache large enough for all."""
+    import pyfeat
+
+    cache = pyfeat.ItemCache(max_bytes=1 << 40, ttl=None)
+    try:
+        with cache.lookup(world.item_ids) as items:
+            items.fill(world.items_blobs(items.missing.tolist()))
+        return int(cache.stats()["bytes"])
+    finally:
+        cache.close()
 
 # Admission control, the same in every mode: at most IN_FLIGHT requests are
 # fetched and ranked at once, the others wait before touching Redis. A

@@ -17,6 +17,8 @@ candidates, best first, and their raw scores) and ``close()``. The service
 - pyfeat+cache: the same, with a pyfeat.ItemCache: only the candidates
               missing from the cache (or stale) are read from Redis, and
               the cached ones are already decoded.
+- pyfeat+cache@25%, pyfeat+cache@10%: the same with a cache a quarter
+              or a tenth of the world's decoded size (evicting).
 - cpp:        the C++/pybind11 peer's features (every core) + catboost
               predict, off the event loop in a thread.
 """
@@ -127,7 +129,7 @@ class PyfeatCacheMode(PyfeatMode):
         import pyfeat
 
         await super().start()
-        self.cache = pyfeat.ItemCache(max_bytes=common.CACHE_MAX_BYTES, ttl=common.CACHE_TTL_S)
+        self.cache = pyfeat.ItemCache(max_bytes=common.cache_max_bytes(), ttl=common.CACHE_TTL_S)
 
     async def rank_ids(self, redis, user_blob, ids, candidates, k):
         """Looks the candidates up in the cache, reads only the missing ones
@@ -143,6 +145,19 @@ class PyfeatCacheMode(PyfeatMode):
     def close(self) -> None:
         super().close()
         self.cache.close()
+
+
+class PyfeatCache25Mode(PyfeatCacheMode):
+    """pyfeat+cache with a cache a quarter of the world's decoded size (the
+    harness passes the bytes)."""
+
+    name = "pyfeat+cache@25%"
+
+
+class PyfeatCache10Mode(PyfeatCacheMode):
+    """pyfeat+cache with a cache a tenth of the world's decoded size."""
+
+    name = "pyfeat+cache@10%"
 
 
 class CppMode:
@@ -211,7 +226,8 @@ class HoldMode(FloorMode):
         return await super().rank(user_blob, item_blobs, candidates, k)
 
 
-MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, PyfeatCacheMode, CppMode)}
+MODE_CLASSES = {m.name: m for m in (PythonMode, PpeMode, PyfeatMode, PyfeatCacheMode, PyfeatCache25Mode,
+                                     PyfeatCache10Mode, CppMode)}
 # Served by serve.py but never timed by run_all.py: they rank nothing.
 FLOOR_MODE_CLASSES = {m.name: m for m in (FloorMode, HoldMode)}
 SERVED_MODE_CLASSES = {**MODE_CLASSES, **FLOOR_MODE_CLASSES}
