@@ -9,8 +9,11 @@ workers) every 20 ms.
 
 Reported per run: requests, rows, log size, wall time (process start to
 exit, worker start-up included), rows/s, and peak RSS: of the parent, of the
-largest worker, and of the tree (the sum over its processes at one moment;
-shared pages such as the Go library count once per process).
+largest Python worker (a CLI worker; with Spark, PySpark's daemon or one of
+its workers), of the JVM, and of the tree (the sum over its processes at one
+moment; shared pages such as the Go library count once per process). The
+JVM's short-lived children (``chmod``, ``rm``, ...) are not counted: see
+:func:`sample_children`.
 
     .venv/bin/python training/bench_dataset.py [--requests 40] [--factor 10] [--workers N]
         [--spark local[1],local[2]]
@@ -56,6 +59,39 @@ def write_log(world, log_path: Path, events_path: Path, n: int, distinct: int, n
     return rows
 
 
+def sample_children(ps) -> tuple[list[int], int]:
+    """(RSS of each Python descendant of ``ps``, summed RSS of the JVMs).
+
+    A process is classified by its executable, read before and after its
+    RSS, and skipped when the two differ (it exec'd in between). The JVM
+    starts short-lived children (Hadoop's local file system runs ``chmod``
+    for every file it creates; Spark runs ``rm``, ``setsid``, ``bash``):
+    until such a child execs, it shares the JVM's memory (posix_spawn
+    clones the address space), so /proc reports the whole JVM's RSS for it,
+    under the name of the JVM thread that spawned it ("Executor task l").
+    A java process whose parent is a java process is such a clone, not a
+    second JVM: its pages are the JVM's, already counted.
+    """
+    import psutil
+
+    kids, jvm = [], 0
+    for c in ps.children(recursive=True):
+        try:
+            exe = c.exe()
+            rss = c.memory_info().rss
+            if c.exe() != exe:
+                continue
+            base = os.path.basename(exe)
+            if base == "java":
+                if os.path.basename(psutil.Process(c.ppid()).exe()) != "java":
+                    jvm += rss
+            elif base.startswith("python"):
+                kids.append(rss)
+        except psutil.Error:
+            pass
+    return kids, jvm
+
+
 def run_dataset(log: Path, events: Path, out: Path, workers: int | None, spark: str | None = None,
                 split_mb: int = 64) -> dict:
     import psutil
@@ -73,16 +109,7 @@ def run_dataset(log: Path, events: Path, out: Path, workers: int | None, spark: 
     while proc.poll() is None:
         try:
             parent = ps.memory_info().rss
-            kids, jvm = [], 0
-            for c in ps.children(recursive=True):
-                try:
-                    rss = c.memory_info().rss
-                    if c.name() == "java":
-                        jvm += rss
-                    else:
-                        kids.append(rss)
-                except psutil.Error:
-                    pass
+            kids, jvm = sample_children(ps)
         except psutil.Error:
             break
         peak_parent = max(peak_parent, parent)
