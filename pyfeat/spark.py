@@ -226,6 +226,32 @@ def _accumulator_param() -> Any:
     return Param()
 
 
+# The address space a replay worker needs: the Go runtime reserves ~1.6 GB
+# of it when the library loads, and a worker maps ~3 GB in all while it
+# uses ~200 MB (training/README.md, section 7). Measured under
+# spark.executor.pyspark.memory: 1g and 2g abort at load, 4g runs.
+MIN_ADDRESS_SPACE = 4 << 30
+
+
+def _check_address_space() -> None:
+    """Raise DatasetError where the worker's address space is too small for
+    the Go runtime, which would otherwise abort the process at load
+    (``fatal error: failed to reserve page summary memory``)."""
+    try:
+        import resource
+    except ImportError:  # no RLIMIT_AS on this platform: nothing limits it
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
+        raise DatasetError(
+            f"this Spark Python worker's address space is limited to {soft >> 20} MB (RLIMIT_AS, which "
+            f"spark.executor.pyspark.memory sets): the Go runtime of pyfeat's library reserves ~1.6 GB of "
+            f"address space when it loads (it uses ~200 MB of memory) and would abort. Unset "
+            f"spark.executor.pyspark.memory (or set it to at least {MIN_ADDRESS_SPACE >> 30}g) and budget the "
+            f"workers with spark.executor.memoryOverhead (~250 MB per core)"
+        )
+
+
 def _replay_batches(batches: Iterator[Any], cfg: dict[str, Any], acc: Any) -> Iterator[Any]:
     """mapInArrow: replay the requests of one contiguous stretch of logs and
     emit their rows (runs in a PySpark worker, which loads the library here,
@@ -234,6 +260,7 @@ def _replay_batches(batches: Iterator[Any], cfg: dict[str, Any], acc: Any) -> It
 
     from . import dataset
 
+    _check_address_space()  # before the library loads
     dataset._worker_init(cfg["threads"])  # this worker's goroutines per call
     names: list[str] = cfg["names"]
     schema = _schema(names, "", cfg["cat_names"])

@@ -325,3 +325,45 @@ def test_spark_workers_never_hit_the_fork_guard(spark):
         assert not r["parent_loaded"] and not r["parent_loaded_after"]
         assert r["loaded_after"]
         assert r["child_exit"] == 42
+
+
+_UNDER_LIMIT = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # as PySpark does for spark.executor.pyspark.memory
+from pyfeat import spark as pfs
+from pyfeat.dataset import DatasetError
+try:
+    next(pfs._replay_batches(iter([]), {}, None))
+except DatasetError as e:
+    loaded = "libpyfeat.so" in open("/proc/self/maps").read()
+    print("refused", "loaded" if loaded else "not loaded", e)
+    sys.exit(0)
+except (StopIteration, KeyError):  # the check passed: the task went on to its configuration
+    pass
+import pyfeat
+from pyfeat.synth import Marketplace
+req = Marketplace(0).request(0, 3000)
+X = pyfeat.FeatureEngine().compute_all(req.user_blob, list(req.item_blobs), req.candidates)
+print("computed", X[0].shape)
+"""
+
+
+@pytest.mark.parametrize("limit, expect", [(1 << 30, "refused"), (2 << 30, "refused"),
+                                           (pfs.MIN_ADDRESS_SPACE, "computed")])
+def test_an_address_space_limit_is_an_error_before_the_library_loads(limit, expect):
+    """spark.executor.pyspark.memory limits a worker's address space
+    (RLIMIT_AS); with 1g or 2g the Go runtime aborted PySpark's worker as
+    the library loaded (measured; a bare process aborts at 1 GiB). A replay
+    task refuses a limit under MIN_ADDRESS_SPACE with a DatasetError naming
+    the setting, before loading the library; at MIN_ADDRESS_SPACE the
+    library loads and computes a 3000-candidate request."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", _UNDER_LIMIT, str(limit)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith(expect), r.stdout + r.stderr[-2000:]
+    if expect == "refused":
+        assert "not loaded" in r.stdout and "spark.executor.pyspark.memory" in r.stdout
+    else:
+        assert "(3000, 77)" in r.stdout

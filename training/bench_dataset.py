@@ -9,8 +9,11 @@ workers) every 20 ms.
 
 Reported per run: requests, rows, log size, wall time (process start to
 exit, worker start-up included), rows/s, and peak RSS: of the parent, of the
-largest worker, and of the tree (the sum over its processes at one moment;
-shared pages such as the Go library count once per process).
+largest Python worker (a CLI worker; with Spark, PySpark's daemon or one of
+its workers), of the JVM, and of the tree (the sum over its processes at one
+moment; shared pages such as the Go library count once per process). The
+processes being spawned (which share their parent's memory until they exec)
+are not counted: see :func:`sample_children`.
 
     .venv/bin/python training/bench_dataset.py [--requests 40] [--factor 10] [--workers N]
         [--spark local[1],local[2]]
@@ -23,6 +26,7 @@ and executor in one, in local mode), PySpark's daemon and its workers.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -56,6 +60,50 @@ def write_log(world, log_path: Path, events_path: Path, n: int, distinct: int, n
     return rows
 
 
+_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)  # kcmp(2)'s syscall number
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def shares_parent_memory(pid: int, ppid: int) -> bool:
+    """Whether ``pid`` still runs in its parent's address space: a child
+    being spawned (``vfork``, ``posix_spawn``) until it execs. /proc then
+    reports the parent's whole RSS for it. (kcmp(2) with KCMP_VM; False
+    where the kernel or the machine does not have it.)"""
+    if _KCMP is None:
+        return False
+    return _libc.syscall(_KCMP, pid, ppid, 1, 0, 0) == 0
+
+
+def sample_children(ps) -> tuple[list[int], int]:
+    """(RSS of each Python descendant of ``ps``, summed RSS of the JVMs).
+
+    A child being spawned is not counted: it shares its parent's memory
+    until it execs. Python's multiprocessing spawns the CLI's workers that
+    way, and the JVM its short-lived children (Hadoop's local file system
+    runs ``chmod`` for every file it creates; Spark runs ``rm``,
+    ``setsid``, ``bash``); such a child of the JVM carries the name of the
+    JVM thread that spawned it ("Executor task l") and, read at the wrong
+    moment, the RSS of the whole JVM. Checked before the RSS is read: a
+    child that no longer shares its parent's memory never shares it again.
+    """
+    import psutil
+
+    kids, jvm = [], 0
+    for c in ps.children(recursive=True):
+        try:
+            if shares_parent_memory(c.pid, c.ppid()):
+                continue
+            rss = c.memory_info().rss
+            base = os.path.basename(c.exe())
+        except psutil.Error:
+            continue
+        if base == "java":
+            jvm += rss
+        elif base.startswith("python"):
+            kids.append(rss)
+    return kids, jvm
+
+
 def run_dataset(log: Path, events: Path, out: Path, workers: int | None, spark: str | None = None,
                 split_mb: int = 64) -> dict:
     import psutil
@@ -73,16 +121,7 @@ def run_dataset(log: Path, events: Path, out: Path, workers: int | None, spark: 
     while proc.poll() is None:
         try:
             parent = ps.memory_info().rss
-            kids, jvm = [], 0
-            for c in ps.children(recursive=True):
-                try:
-                    rss = c.memory_info().rss
-                    if c.name() == "java":
-                        jvm += rss
-                    else:
-                        kids.append(rss)
-                except psutil.Error:
-                    pass
+            kids, jvm = sample_children(ps)
         except psutil.Error:
             break
         peak_parent = max(peak_parent, parent)
