@@ -103,6 +103,7 @@ def _load() -> Any:
                 f"pyfeat's native library is missing at {path}; build it with `make lib` "
                 "(or reinstall pyfeat)"
             )
+        _check_address_space()
         # Marked before dlopen: from the moment the Go runtime may start, a
         # child forked by another thread must get ForkError, not a second
         # load that finds the library mapped and its runtime's threads gone.
@@ -120,6 +121,38 @@ def _load() -> Any:
             )
         _lib = handle
         return handle
+
+
+# The address space the Go runtime reserves as it starts, beyond what the
+# process has mapped: ~830 MB measured on linux/amd64 (mostly PROT_NONE
+# reservations; its memory use is far lower). When it cannot reserve it,
+# the runtime aborts the whole process, which Python cannot catch.
+GO_ADDRESS_SPACE = 1 << 30
+
+
+def _check_address_space() -> None:
+    """Raise ImportError, before the library loads, when an address-space
+    limit (RLIMIT_AS: ``ulimit -v``, or PySpark's
+    ``spark.executor.pyspark.memory``) leaves the Go runtime too little."""
+    try:
+        import resource
+    except ImportError:  # no RLIMIT_AS here
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        mapped = 0
+    if soft - mapped < GO_ADDRESS_SPACE:
+        raise ImportError(
+            f"pyfeat's Go library cannot load under this process's address-space limit (RLIMIT_AS, "
+            f"`ulimit -v`): {soft >> 20} MB with {mapped >> 20} MB already mapped, and the Go runtime reserves "
+            f"~{GO_ADDRESS_SPACE >> 20} MB more as it starts (it would abort the process). Raise or remove the "
+            "limit; limit memory by RSS instead (cgroups, a container's memory limit)"
+        )
 
 
 def new_status() -> Any:

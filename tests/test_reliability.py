@@ -511,3 +511,28 @@ def test_a_conversion_that_overruns_its_timeout_is_a_model_error(small_model, tm
         _convert.convert(small_model[0], tmp_path / "m.json", "cbm", "json", name=small_model[0], timeout=1e-4)
     _convert.convert(small_model[0], tmp_path / "m.json", "cbm", "json", name=small_model[0])  # still serving
     assert (tmp_path / "m.json").stat().st_size > 0
+
+
+@pytest.mark.parametrize("headroom_mb, loads", [(512, False), (3072, True)])
+def test_address_space_limit_is_an_error_not_an_abort(headroom_mb, loads):
+    """Under an address-space limit (ulimit -v) too tight for the Go
+    runtime's reservations, loading the library is an ImportError: the
+    runtime itself would abort the process ("failed to reserve page summary
+    memory"). With room, it loads and computes."""
+    code = f"""
+import resource
+from pyfeat import _native
+mapped = int(open('/proc/self/statm').read().split()[0]) * 4096
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (mapped + ({headroom_mb} << 20), hard))
+try:
+    print('ABI', _native.lib().pf_abi_version())
+except ImportError as e:
+    print('ImportError:', e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-1500:])
+    if loads:
+        assert r.stdout.startswith("ABI"), r.stdout
+    else:
+        assert "ImportError:" in r.stdout and "address-space limit" in r.stdout, r.stdout
