@@ -676,32 +676,16 @@ func (m *NativeModel) PredictRawCat(x []float32, cats []uint32, n int, out []flo
 func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []float64, threads int) error {
 	shared := m.getScratch()
 	defer m.scratch.Put(shared)
-	stride := m.numSlots * blockWords
 	blocks := (n + blockSize - 1) / blockSize
 	super, superBytes := m.superBlock(shared)
-	super = super[:blocks*stride]
+	super = super[:blocks*m.numSlots*blockWords]
 	vec := useAVX2
-	// onBlock runs f with s's bins the super-block's block b.
-	onBlock := func(s *scratch, b int, f func()) {
-		own, ownBytes := s.bins, s.binBytes
-		defer func() { s.bins, s.binBytes = own, ownBytes }()
-		s.bins = super[b*stride : (b+1)*stride]
-		if superBytes != nil {
-			s.binBytes = superBytes[b*stride*8 : (b+1)*stride*8]
-		}
-		f()
-	}
 	err := m.runUnits(blocks, threads, func(b int, s *scratch) {
 		r0 := b * blockSize
 		nb := min(blockSize, n-r0)
-		onBlock(s, b, func() {
-			rows := x[r0*m.numFeatures : (r0+nb)*m.numFeatures]
-			if vec {
-				m.quantizeVec(rows, nb, s)
-			} else {
-				m.quantize(rows, nb, s.bins, s.vals, s.counts)
-			}
-		})
+		restore := m.viewBlock(s, super, superBytes, b)
+		m.quantizeBlock(x, r0, nb, s, vec)
+		restore()
 		w := m.walker(n, super, superBytes, shared, s)
 		w.prepare(x, cats, r0, r0+nb)
 	})
@@ -721,8 +705,21 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 	}
 	return m.runUnits(blocks, threads, func(b int, s *scratch) {
 		r0 := b * blockSize
-		onBlock(s, b, func() { m.evalBlock(r0, min(blockSize, n-r0), out, s, vec) })
+		defer m.viewBlock(s, super, superBytes, b)()
+		m.evalBlock(r0, min(blockSize, n-r0), out, s, vec)
 	})
+}
+
+// viewBlock points s's bins at block b of a super-block, and returns the
+// function that points them back at s's own.
+func (m *NativeModel) viewBlock(s *scratch, super []uint64, superBytes []byte, b int) (restore func()) {
+	own, ownBytes := s.bins, s.binBytes
+	stride := m.numSlots * blockWords
+	s.bins = super[b*stride : (b+1)*stride]
+	if superBytes != nil {
+		s.binBytes = superBytes[b*stride*8 : (b+1)*stride*8]
+	}
+	return func() { s.bins, s.binBytes = own, ownBytes }
 }
 
 // predictSuperBlock evaluates blocks [b0, b0+nblk) of n rows: the float
@@ -731,33 +728,21 @@ func (m *NativeModel) predictShared(x []float32, cats []uint32, n int, out []flo
 func (m *NativeModel) predictSuperBlock(x []float32, cats []uint32, n, b0, nblk int, out []float64, s *scratch, vec bool) {
 	stride := m.numSlots * blockWords
 	super, superBytes := m.superBlock(s)
-	own, ownBytes := s.bins, s.binBytes
-	defer func() { s.bins, s.binBytes = own, ownBytes }()
-	view := func(b int) {
-		s.bins = super[b*stride : (b+1)*stride]
-		if superBytes != nil {
-			s.binBytes = superBytes[b*stride*8 : (b+1)*stride*8]
-		}
-	}
 	start := b0 * blockSize
 	ns := min(nblk*blockSize, n-start)
 	for b := range nblk {
-		view(b)
 		r0 := start + b*blockSize
-		nb := min(blockSize, n-r0)
-		rows := x[r0*m.numFeatures : (r0+nb)*m.numFeatures]
-		if vec {
-			m.quantizeVec(rows, nb, s)
-		} else {
-			m.quantize(rows, nb, s.bins, s.vals, s.counts)
-		}
+		restore := m.viewBlock(s, super, superBytes, b)
+		m.quantizeBlock(x, r0, min(blockSize, n-r0), s, vec)
+		restore()
 	}
 	m.fillCat(x[start*m.numFeatures:(start+ns)*m.numFeatures], cats[start*m.cat.numCat:(start+ns)*m.cat.numCat], ns,
 		super[:nblk*stride], superBytes, s)
 	for b := range nblk {
-		view(b)
 		r0 := start + b*blockSize
+		restore := m.viewBlock(s, super, superBytes, b)
 		m.evalBlock(r0, min(blockSize, n-r0), out, s, vec)
+		restore()
 	}
 }
 

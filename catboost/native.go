@@ -292,13 +292,19 @@ func (m *NativeModel) getScratch() *scratch {
 func (m *NativeModel) predictBlock(x []float32, n, b int, out []float64, s *scratch, vec bool) {
 	start := b * blockSize
 	nb := min(blockSize, n-start)
-	rows := x[start*m.numFeatures : (start+nb)*m.numFeatures]
+	m.quantizeBlock(x, start, nb, s, vec)
+	m.evalBlock(start, nb, out, s, vec)
+}
+
+// quantizeBlock quantizes the float features of rows [r0, r0+nb) of x into
+// s's bins, with the AVX2 kernel when vec is set.
+func (m *NativeModel) quantizeBlock(x []float32, r0, nb int, s *scratch, vec bool) {
+	rows := x[r0*m.numFeatures : (r0+nb)*m.numFeatures]
 	if vec {
 		m.quantizeVec(rows, nb, s)
 	} else {
 		m.quantize(rows, nb, s.bins, s.vals, s.counts)
 	}
-	m.evalBlock(start, nb, out, s, vec)
 }
 
 // evalBlock runs the trees over the nb rows from row start whose bins are
