@@ -103,17 +103,22 @@ func Rank(m catboost.Model, user *features.Pending, items features.Items, c *fea
 		if cats == nil {
 			cats = sc.ids(n * features.NumCatFeatures)
 		}
-		if err = features.ComputeAllTimed(user, items, c, threads, rows, nil, cats, nil, ftm); err != nil {
+		// Each block's ids are hashed by the goroutine that computed them.
+		hashed := sc.hashes(n * features.NumCatFeatures)
+		hash := func(start, end int, _ []float32, cats []int64) error {
+			faults.Point("rank-sink")
+			h := hashed[start*features.NumCatFeatures : end*features.NumCatFeatures]
+			for i, v := range cats {
+				h[i] = hashID(v)
+			}
+			return nil
+		}
+		if err = features.ComputeAllTimed(user, items, c, threads, rows, nil, cats, hash, ftm); err != nil {
 			return err
 		}
 		var t0 time.Time
 		if tm != nil {
 			t0 = time.Now()
-		}
-		faults.Point("rank-sink")
-		hashed := sc.hashes(n * features.NumCatFeatures)
-		for i, v := range cats {
-			hashed[i] = hashID(v)
 		}
 		err = pferr.AsModel(cm.PredictRawCat(rows, hashed, n, raw, features.Threads(threads)))
 		if tm != nil {
