@@ -80,7 +80,7 @@ func (w *ctrWalk) prepare(x []float32, cats []uint32, lo, hi int) {
 func (w *ctrWalk) walk(lo, hi int) {
 	lv := w.s.levels
 	// The root: every row has the empty combination, hash 0.
-	lv[0].n, lv[0].reps[0] = 1, 0
+	lv[0].n, lv[0].reps[0], lv[0].hashed = 1, 0, false
 	clear(lv[0].ids[:w.ns])
 	if lo >= hi {
 		return
@@ -107,16 +107,13 @@ func (w *ctrWalk) visit(n *trieNode, fill bool) {
 	switch {
 	case p.n < 0:
 		w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
-		c.n = -1
+		c.n, c.hashed = -1, true
 	case n.kind == 'c':
 		w.catDistinct(n, p, c)
 	case 2*p.n > w.pairLimit:
 		// Too many (prefix, bit) pairs: hash every row.
-		for d, id := range p.ids[:ns] {
-			p.hashes[d] = p.reps[id]
-		}
-		w.hashRows(n, p.hashes[:ns], c.hashes[:ns])
-		c.n = -1
+		w.hashRows(n, w.rowHashes(p), c.hashes[:ns])
+		c.n, c.hashed = -1, true
 	default:
 		w.bitDistinct(n, p, c, fill)
 		return
@@ -158,6 +155,21 @@ type walkLevel struct {
 	ids    []uint16
 	reps   []uint64
 	hashes []uint64
+	hashed bool // hashes holds every row's hash (always when n < 0)
+}
+
+// rowHashes gives every row's hash at level l, written out from its
+// distinct hashes the first time they are asked for: a categorical level
+// has them already, and a binarized one's children may each need them.
+func (w *ctrWalk) rowHashes(l *walkLevel) []uint64 {
+	hashes := l.hashes[:w.ns]
+	if !l.hashed {
+		for d, id := range l.ids[:w.ns] {
+			hashes[d] = l.reps[id]
+		}
+		l.hashed = true
+	}
+	return hashes
 }
 
 // distinctSet is an open-addressing set of hashes, numbered in the order
@@ -228,7 +240,7 @@ func (w *ctrWalk) catDistinct(n *trieNode, p, c *walkLevel) {
 	for d, v := range w.catCol(n.index)[:len(hashes)] {
 		hashes[d] = combineHash(p.reps[pids[d]], uint64(int64(int32(v))))
 	}
-	c.n = -1
+	c.n, c.hashed = -1, true
 	if w.limit == 0 {
 		return
 	}
@@ -267,7 +279,7 @@ func (w *ctrWalk) catDistinct(n *trieNode, p, c *walkLevel) {
 // finding which do would cost more, per row, than that.
 func (w *ctrWalk) bitDistinct(n *trieNode, p, c *walkLevel, fill bool) {
 	ns := w.ns
-	c.n = 2 * p.n
+	c.n, c.hashed = 2*p.n, false
 	for k := range c.n {
 		c.reps[k] = combineHash(p.reps[k>>1], uint64(k&1))
 	}
@@ -402,10 +414,7 @@ func (w *ctrWalk) fillLevel(t *ctrLookup, c *walkLevel) {
 	case c.n >= 0:
 		// A table without a packed form (more than seven CTRs, or more
 		// than 127 borders): rare, walked row by row.
-		for d, id := range c.ids[:ns] {
-			c.hashes[d] = c.reps[id]
-		}
-		fillRows(t, c.hashes[:ns], s.vals64[:2*ns], w.super, w.superBytes, w.stride)
+		fillRows(t, w.rowHashes(c), s.vals64[:2*ns], w.super, w.superBytes, w.stride)
 	default:
 		fillRows(t, c.hashes[:ns], s.vals64[:2*ns], w.super, w.superBytes, w.stride)
 	}
