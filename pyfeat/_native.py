@@ -130,16 +130,23 @@ def _load() -> Any:
 GO_ADDRESS_SPACE = 1 << 30
 
 
-def _check_address_space() -> None:
-    """Raise ImportError, before the library loads, when an address-space
-    limit (RLIMIT_AS: ``ulimit -v``, or PySpark's
-    ``spark.executor.pyspark.memory``) leaves the Go runtime too little."""
+def address_space_limit() -> int | None:
+    """This process's address-space limit (RLIMIT_AS soft limit: ``ulimit
+    -v``, or PySpark's ``spark.executor.pyspark.memory``) in bytes, or None
+    when there is none."""
     try:
         import resource
     except ImportError:  # no RLIMIT_AS here
-        return
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _check_address_space() -> None:
+    """Raise ImportError, before the library loads, when an address-space
+    limit leaves the Go runtime too little."""
+    soft = address_space_limit()
+    if soft is None:
         return
     try:
         with open("/proc/self/statm") as f:

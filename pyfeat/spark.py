@@ -72,6 +72,7 @@ from .dataset import (
     warn_repeated_records,
     warn_unmatched_events,
 )
+from ._native import address_space_limit
 from .requestlog import LogFormatError, ReadStats, RecordRef, RequestLogWarning, scan_log
 
 __all__ = ["build_dataset_spark", "METADATA_FILE", "SPLIT_BYTES"]
@@ -237,12 +238,8 @@ def _check_address_space() -> None:
     """Raise DatasetError where the worker's address space is too small for
     the Go runtime, which would otherwise abort the process at load
     (``fatal error: failed to reserve page summary memory``)."""
-    try:
-        import resource
-    except ImportError:  # no RLIMIT_AS on this platform: nothing limits it
-        return
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
+    soft = address_space_limit()
+    if soft is not None and soft < MIN_ADDRESS_SPACE:
         raise DatasetError(
             f"this Spark Python worker's address space is limited to {soft >> 20} MB (RLIMIT_AS, which "
             f"spark.executor.pyspark.memory sets): the Go runtime of pyfeat's library reserves ~1.6 GB of "
